@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/` and `src/bin/`; see RESULTS.md.

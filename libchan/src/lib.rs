@@ -1,0 +1,3 @@
+//! Go-channel-like typed message passing across processes and hosts.
+//!
+//! Not implemented yet: see the status table in the README.

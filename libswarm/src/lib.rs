@@ -1,0 +1,3 @@
+//! Adapter-based composition of container engine backends.
+//!
+//! Not implemented yet: see the status table in the README.

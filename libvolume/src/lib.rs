@@ -1,0 +1,3 @@
+//! Volumes with pluggable drivers and the Docker volume plugin protocol.
+//!
+//! Not implemented yet: see the status table in the README.

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The quick start's main job: build berth-runtime and run a busybox container.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dpkg -s busybox-static >/dev/null 2>&1 || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+}
+cargo build --release -q -p examples --bin berth-runtime --bin berth-bundle
+bundle=$(mktemp -d /tmp/berth-demo.XXXXXX)
+trap 'rm -rf "$bundle"' EXIT
+target/release/berth-bundle "$bundle" -- /bin/sh -c 'echo "hello from $(hostname), pid $$"; uname -a'
+exec target/release/berth-runtime --root /run/berth/demo run --bundle "$bundle" "demo-$$"
