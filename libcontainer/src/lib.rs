@@ -4,4 +4,8 @@
 //! The container lifecycle is not implemented yet: see the status table in
 //! the README. [`fixtures`] builds busybox bundles for tests and benchmarks.
 
+pub mod capabilities;
+pub mod features;
 pub mod fixtures;
+pub mod lsm;
+pub mod seccomp;
