@@ -202,6 +202,15 @@ impl CapabilityPlan {
             }
         }
         let [bounding, effective, inheritable, permitted, ambient] = masks;
+        let host = host_bounding_set(last_cap);
+        let missing = (effective | inheritable | permitted | ambient) & !host;
+        if missing != 0 {
+            tracing::warn!(
+                capabilities = ?CapabilityPlan::names(missing),
+                "not in this host's bounding set: they cannot be granted \
+                 (unless the container gets a new user namespace) and are left out"
+            );
+        }
         let raisable = ambient & permitted & inheritable;
         if raisable != ambient {
             tracing::warn!(
@@ -241,7 +250,8 @@ impl CapabilityPlan {
 
     /// Sets the permitted, effective and inheritable sets with one `capset`,
     /// then replaces the ambient set (child side, after the user change).
-    /// Allocation-free.
+    /// Capabilities the process does not hold (e.g. outside the host's
+    /// bounding set) are left out rather than failing. Allocation-free.
     pub fn apply(&self) -> Result<(), CapabilityError> {
         let lo = |m: u64| m as u32;
         let hi = |m: u64| (m >> 32) as u32;
@@ -249,16 +259,32 @@ impl CapabilityPlan {
             version: LINUX_CAPABILITY_VERSION_3,
             pid: 0,
         };
-        let data = [
+        let mut data = [CapUserData::default(), CapUserData::default()];
+        // SAFETY: v3 header and room for two data structs, as capget wants.
+        let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(kernel("capget"));
+        }
+        let join = |l: u32, h: u32| u64::from(l) | (u64::from(h) << 32);
+        let held = join(data[0].permitted, data[1].permitted);
+        let inheritable_now = join(data[0].inheritable, data[1].inheritable);
+        // A process can only keep what it holds: on a host whose bounding
+        // set lacks a capability (from_spec warned about it) this keeps the
+        // container starting instead of failing capset with EPERM.
+        let permitted = self.permitted & held;
+        let effective = self.effective & permitted;
+        let inheritable = self.inheritable & (held | inheritable_now);
+        let ambient = self.ambient & permitted & inheritable;
+        data = [
             CapUserData {
-                effective: lo(self.effective),
-                permitted: lo(self.permitted),
-                inheritable: lo(self.inheritable),
+                effective: lo(effective),
+                permitted: lo(permitted),
+                inheritable: lo(inheritable),
             },
             CapUserData {
-                effective: hi(self.effective),
-                permitted: hi(self.permitted),
-                inheritable: hi(self.inheritable),
+                effective: hi(effective),
+                permitted: hi(permitted),
+                inheritable: hi(inheritable),
             },
         ];
         // SAFETY: header and data are the kernel's v3 layout (two data
@@ -281,7 +307,7 @@ impl CapabilityPlan {
             return Err(kernel("clear the ambient set"));
         }
         for cap in 0..=self.last_cap.min(63) {
-            if self.ambient & (1 << cap) == 0 {
+            if ambient & (1 << cap) == 0 {
                 continue;
             }
             // SAFETY: prctl with integer arguments only.
@@ -322,6 +348,7 @@ struct CapUserHeader {
 }
 
 #[repr(C)]
+#[derive(Default)]
 struct CapUserData {
     effective: u32,
     permitted: u32,
@@ -333,6 +360,16 @@ fn kernel(op: &'static str) -> CapabilityError {
         op,
         errno: Errno::last(),
     }
+}
+
+/// The calling thread's bounding set as a bitmask.
+pub fn host_bounding_set(last_cap: u8) -> u64 {
+    (0..=last_cap.min(63))
+        .filter(|&cap| {
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap)) == 1 }
+        })
+        .fold(0, |m, cap| m | (1 << cap))
 }
 
 /// Keeps (or stops keeping) the permitted set across a setuid away from
