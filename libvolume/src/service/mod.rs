@@ -1,0 +1,420 @@
+//! The volume service: named volumes over pluggable drivers, with
+//! per-caller reference counts and state that survives a restart.
+
+mod request;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Mutex;
+
+pub use request::{CreateVolume, ListFilter, DEFAULT_DRIVER};
+
+use crate::caller::{Caller, Liveness, ProcLiveness};
+use crate::driver::{Options, VolumeDriver};
+use crate::error::{Error, Result};
+use crate::name::{generate_name, validate_name};
+use crate::plugin::{PluginDiscovery, PluginDriver};
+use crate::store::{CallerRef, Store, VolumeRecord};
+
+/// A volume as the service reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Name.
+    pub name: String,
+    /// Driver name.
+    pub driver: String,
+    /// Host path while mounted (or the driver's path on inspect).
+    pub mountpoint: Option<PathBuf>,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Driver options given on create.
+    pub options: Options,
+    /// Labels given on create.
+    pub labels: BTreeMap<String, String>,
+    /// Callers holding the volume, with their mount counts.
+    pub callers: Vec<(Caller, u32)>,
+}
+
+impl Volume {
+    fn from_record(record: &VolumeRecord) -> Self {
+        Volume {
+            name: record.name.clone(),
+            driver: record.driver.clone(),
+            mountpoint: record.mountpoint.clone(),
+            created_at: record.created_at.clone(),
+            options: record.options.clone(),
+            labels: record.labels.clone(),
+            callers: record
+                .refs
+                .values()
+                .map(|r| (r.caller.clone(), r.count))
+                .collect(),
+        }
+    }
+
+    /// True when no caller holds the volume.
+    pub fn is_dangling(&self) -> bool {
+        self.callers.is_empty()
+    }
+}
+
+/// Builds a [`VolumeService`].
+pub struct VolumeServiceBuilder {
+    state_dir: PathBuf,
+    drivers: Vec<Arc<dyn VolumeDriver>>,
+    liveness: Arc<dyn Liveness>,
+    discovery: Option<PluginDiscovery>,
+}
+
+impl VolumeServiceBuilder {
+    /// Registers a driver under its [`VolumeDriver::name`].
+    pub fn driver(mut self, driver: Arc<dyn VolumeDriver>) -> Self {
+        self.drivers.push(driver);
+        self
+    }
+
+    /// Replaces the default [`ProcLiveness`] check used on restore.
+    pub fn liveness(mut self, liveness: Arc<dyn Liveness>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// Looks up drivers that are not registered as Docker volume plugins.
+    pub fn plugin_discovery(mut self, discovery: PluginDiscovery) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// Opens the state directory and restores volumes: references of dead
+    /// callers are dropped and mounts nobody holds any more are unmounted.
+    pub async fn build(self) -> Result<VolumeService> {
+        let store = Store::open(&self.state_dir)?;
+        let drivers = self
+            .drivers
+            .into_iter()
+            .map(|d| (d.name().to_string(), d))
+            .collect::<HashMap<_, _>>();
+        let service = VolumeService {
+            inner: Arc::new(Inner {
+                store,
+                drivers: RwLock::new(drivers),
+                liveness: self.liveness,
+                discovery: self.discovery,
+                volumes: Mutex::new(BTreeMap::new()),
+            }),
+        };
+        service.restore().await?;
+        Ok(service)
+    }
+}
+
+struct Inner {
+    store: Store,
+    drivers: RwLock<HashMap<String, Arc<dyn VolumeDriver>>>,
+    liveness: Arc<dyn Liveness>,
+    discovery: Option<PluginDiscovery>,
+    // One lock for all volumes: operations are short and it keeps the
+    // reference counts, the driver calls and the state files in step.
+    volumes: Mutex<BTreeMap<String, VolumeRecord>>,
+}
+
+/// Named volumes over pluggable drivers. Cheap to clone.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use libvolume::{Caller, CreateVolume, LocalDriver, VolumeService};
+///
+/// # async fn demo() -> libvolume::Result<()> {
+/// let local = LocalDriver::builder("/var/lib/berth/volumes").build()?;
+/// let service = VolumeService::builder("/var/lib/berth/volume-state")
+///     .driver(Arc::new(local))
+///     .build()
+///     .await?;
+/// let vol = service.create(CreateVolume::named("data").label("app", "web")).await?;
+/// let path = service.mount(&vol.name, Caller::new("container-1")).await?;
+/// println!("mounted at {}", path.display());
+/// service.unmount(&vol.name, "container-1").await?;
+/// service.remove(&vol.name, false).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct VolumeService {
+    inner: Arc<Inner>,
+}
+
+impl VolumeService {
+    /// Starts building a service keeping its state in `state_dir`.
+    pub fn builder(state_dir: impl AsRef<Path>) -> VolumeServiceBuilder {
+        VolumeServiceBuilder {
+            state_dir: state_dir.as_ref().to_path_buf(),
+            drivers: Vec::new(),
+            liveness: Arc::new(ProcLiveness::default()),
+            discovery: None,
+        }
+    }
+
+    /// Registers a driver after the service is built.
+    pub fn register_driver(&self, driver: Arc<dyn VolumeDriver>) {
+        if let Ok(mut drivers) = self.inner.drivers.write() {
+            drivers.insert(driver.name().to_string(), driver);
+        }
+    }
+
+    /// The driver of that name: registered, else a discovered plugin.
+    pub async fn driver(&self, name: &str) -> Result<Arc<dyn VolumeDriver>> {
+        if let Some(d) = self
+            .inner
+            .drivers
+            .read()
+            .ok()
+            .and_then(|d| d.get(name).cloned())
+        {
+            return Ok(d);
+        }
+        let unknown = || Error::UnknownDriver {
+            driver: name.to_string(),
+        };
+        let discovery = self.inner.discovery.as_ref().ok_or_else(unknown)?;
+        let plugin = match discovery.find(name).await {
+            Ok(p) => p,
+            Err(Error::NotFound { .. }) => return Err(unknown()),
+            Err(e) => return Err(e),
+        };
+        let driver: Arc<dyn VolumeDriver> = Arc::new(PluginDriver::activate(plugin).await?);
+        self.register_driver(driver.clone());
+        Ok(driver)
+    }
+
+    async fn restore(&self) -> Result<()> {
+        let records = self.inner.store.load_all()?;
+        let mut volumes = self.inner.volumes.lock().await;
+        for mut record in records {
+            let before = record.clone();
+            record
+                .refs
+                .retain(|_, r| self.inner.liveness.is_alive(&r.caller));
+            match self.driver(&record.driver).await {
+                Ok(driver) => {
+                    if let Some(id) = record.mount_id.clone() {
+                        if record.refs.is_empty() {
+                            tracing::info!(volume = %record.name, "unmounting stale volume mount");
+                            if let Err(e) = driver.unmount(&record.name, &id).await {
+                                tracing::warn!(volume = %record.name, error = %e, "stale unmount failed");
+                            }
+                            record.mount_id = None;
+                            record.mountpoint = None;
+                        } else {
+                            // Lets the driver rebuild its own count for this id.
+                            match driver.mount(&record.name, &id).await {
+                                Ok(path) => record.mountpoint = Some(path),
+                                Err(e) => {
+                                    tracing::warn!(volume = %record.name, error = %e, "remount failed")
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(volume = %record.name, driver = %record.driver, error = %e, "driver unavailable on restore");
+                }
+            }
+            if record != before {
+                self.inner.store.save(&record)?;
+            }
+            volumes.insert(record.name.clone(), record);
+        }
+        Ok(())
+    }
+
+    /// Creates a volume. Creating an existing name with the same driver
+    /// returns the existing volume, as Docker does.
+    pub async fn create(&self, req: CreateVolume) -> Result<Volume> {
+        let name = match req.name {
+            Some(n) => {
+                validate_name(&n)?;
+                n
+            }
+            None => generate_name()?,
+        };
+        let driver_name = req.driver.unwrap_or_else(|| DEFAULT_DRIVER.to_string());
+        let mut volumes = self.inner.volumes.lock().await;
+        if let Some(existing) = volumes.get(&name) {
+            if existing.driver != driver_name {
+                return Err(Error::Conflict {
+                    name,
+                    existing_driver: existing.driver.clone(),
+                });
+            }
+            return Ok(Volume::from_record(existing));
+        }
+        let driver = self.driver(&driver_name).await?;
+        driver.create(&name, &req.options).await?;
+        let record = VolumeRecord {
+            name: name.clone(),
+            driver: driver_name,
+            options: req.options,
+            labels: req.labels,
+            created_at: crate::time::now_rfc3339(),
+            mount_id: None,
+            mountpoint: None,
+            refs: BTreeMap::new(),
+        };
+        if let Err(e) = self.inner.store.save(&record) {
+            let _ = driver.remove(&name).await;
+            return Err(e);
+        }
+        let volume = Volume::from_record(&record);
+        volumes.insert(name, record);
+        Ok(volume)
+    }
+
+    /// One volume, with its mountpoint as the driver reports it.
+    pub async fn inspect(&self, name: &str) -> Result<Volume> {
+        let volumes = self.inner.volumes.lock().await;
+        let record = volumes.get(name).ok_or_else(|| not_found(name))?;
+        let mut volume = Volume::from_record(record);
+        if volume.mountpoint.is_none() {
+            if let Ok(driver) = self.driver(&record.driver).await {
+                volume.mountpoint = driver.path(name).await.ok().flatten();
+            }
+        }
+        Ok(volume)
+    }
+
+    /// Volumes matching `filter`, sorted by name.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Volume>> {
+        let volumes = self.inner.volumes.lock().await;
+        Ok(volumes
+            .values()
+            .filter(|r| filter.matches(r))
+            .map(Volume::from_record)
+            .collect())
+    }
+
+    /// Removes a volume. Refused while callers hold it unless `force`, which
+    /// unmounts it first.
+    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let mut volumes = self.inner.volumes.lock().await;
+        let record = volumes.get(name).ok_or_else(|| not_found(name))?;
+        if !record.refs.is_empty() && !force {
+            return Err(Error::InUse {
+                name: name.to_string(),
+                callers: record.refs.keys().cloned().collect(),
+            });
+        }
+        let (driver_name, mount_id) = (record.driver.clone(), record.mount_id.clone());
+        let driver = self.driver(&driver_name).await?;
+        if let (Some(id), Some(record)) = (mount_id, volumes.get_mut(name)) {
+            // Forced removal of a held volume: release the mount first.
+            driver.unmount(name, &id).await?;
+            record.mount_id = None;
+            record.mountpoint = None;
+            record.refs.clear();
+            self.inner.store.save(record)?;
+        }
+        match driver.remove(name).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) if force => {
+                tracing::warn!(volume = name, error = %e, "driver remove failed; forgetting volume")
+            }
+            Err(e) => return Err(e),
+        }
+        self.inner.store.delete(name)?;
+        volumes.remove(name);
+        Ok(())
+    }
+
+    /// Removes every unused volume matching `filter`; returns their names.
+    pub async fn prune(&self, filter: &ListFilter) -> Result<Vec<String>> {
+        let candidates: Vec<String> = {
+            let volumes = self.inner.volumes.lock().await;
+            volumes
+                .values()
+                .filter(|r| r.refs.is_empty() && filter.matches(r))
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        let mut removed = Vec::new();
+        for name in candidates {
+            match self.remove(&name, false).await {
+                Ok(()) => removed.push(name),
+                // Mounted or removed meanwhile: not ours to prune.
+                Err(Error::InUse { .. }) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Mounts the volume for `caller` and returns its host path. The first
+    /// caller's mount asks the driver; later ones only count.
+    pub async fn mount(&self, name: &str, caller: Caller) -> Result<PathBuf> {
+        let mut volumes = self.inner.volumes.lock().await;
+        let record = volumes.get_mut(name).ok_or_else(|| not_found(name))?;
+        let mut updated = record.clone();
+        let mut fresh_mount = None;
+        let path = match (&record.mount_id, &record.mountpoint) {
+            (Some(_), Some(path)) => path.clone(),
+            _ => {
+                let driver = self.driver(&record.driver).await?;
+                let id = generate_name()?;
+                let path = driver.mount(name, &id).await?;
+                updated.mount_id = Some(id.clone());
+                updated.mountpoint = Some(path.clone());
+                fresh_mount = Some((driver, id));
+                path
+            }
+        };
+        updated
+            .refs
+            .entry(caller.id.clone())
+            .and_modify(|r| r.count += 1)
+            .or_insert(CallerRef { caller, count: 1 });
+        if let Err(e) = self.inner.store.save(&updated) {
+            if let Some((driver, id)) = fresh_mount {
+                let _ = driver.unmount(name, &id).await;
+            }
+            return Err(e);
+        }
+        *record = updated;
+        Ok(path)
+    }
+
+    /// Releases one mount of `caller_id`; the last release unmounts.
+    pub async fn unmount(&self, name: &str, caller_id: &str) -> Result<()> {
+        let mut volumes = self.inner.volumes.lock().await;
+        let record = volumes.get_mut(name).ok_or_else(|| not_found(name))?;
+        let mut updated = record.clone();
+        let held = updated
+            .refs
+            .get_mut(caller_id)
+            .ok_or_else(|| Error::NotMounted {
+                name: name.to_string(),
+                caller: caller_id.to_string(),
+            })?;
+        held.count -= 1;
+        if held.count == 0 {
+            updated.refs.remove(caller_id);
+        }
+        if updated.refs.is_empty() {
+            if let Some(id) = updated.mount_id.take() {
+                let driver = self.driver(&record.driver).await?;
+                driver.unmount(name, &id).await?;
+            }
+            updated.mountpoint = None;
+        }
+        self.inner.store.save(&updated)?;
+        *record = updated;
+        Ok(())
+    }
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound {
+        name: name.to_string(),
+    }
+}

@@ -1,0 +1,339 @@
+//! The volume service over plain local volumes and a counting driver (no root).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use libvolume::*;
+
+/// Records calls; mount returns a fixed path.
+#[derive(Default)]
+struct Counting {
+    calls: Mutex<Vec<String>>,
+    volumes: Mutex<BTreeMap<String, Options>>,
+}
+
+impl Counting {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl VolumeDriver for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    async fn create(&self, name: &str, opts: &Options) -> Result<()> {
+        if opts.contains_key("bad") {
+            return Err(Error::InvalidOption {
+                driver: "counting".into(),
+                message: "invalid option: \"bad\"".into(),
+            });
+        }
+        self.calls.lock().unwrap().push(format!("create {name}"));
+        self.volumes
+            .lock()
+            .unwrap()
+            .insert(name.into(), opts.clone());
+        Ok(())
+    }
+    async fn remove(&self, name: &str) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("remove {name}"));
+        self.volumes.lock().unwrap().remove(name);
+        Ok(())
+    }
+    async fn mount(&self, name: &str, _id: &str) -> Result<PathBuf> {
+        self.calls.lock().unwrap().push(format!("mount {name}"));
+        Ok(PathBuf::from(format!("/mnt/{name}")))
+    }
+    async fn unmount(&self, name: &str, _id: &str) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("unmount {name}"));
+        Ok(())
+    }
+    async fn path(&self, name: &str) -> Result<Option<PathBuf>> {
+        Ok(Some(PathBuf::from(format!("/mnt/{name}"))))
+    }
+    async fn get(&self, name: &str) -> Result<DriverVolume> {
+        Ok(DriverVolume {
+            name: name.into(),
+            ..Default::default()
+        })
+    }
+    async fn list(&self) -> Result<Vec<DriverVolume>> {
+        Ok(vec![])
+    }
+    async fn capabilities(&self) -> Result<Capabilities> {
+        Ok(Capabilities::default())
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    root: PathBuf,
+    counting: Arc<Counting>,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Env {
+            state: dir.path().join("state"),
+            root: dir.path().join("volumes"),
+            _dir: dir,
+            counting: Arc::new(Counting::default()),
+        }
+    }
+
+    async fn service(&self) -> VolumeService {
+        VolumeService::builder(&self.state)
+            .driver(Arc::new(LocalDriver::builder(&self.root).build().unwrap()))
+            .driver(self.counting.clone())
+            .build()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn create_inspect_list_remove() {
+    let env = Env::new();
+    let svc = env.service().await;
+    let named = svc
+        .create(CreateVolume::named("web-data").label("app", "web"))
+        .await
+        .unwrap();
+    assert_eq!(named.driver, "local");
+    let anon = svc
+        .create(CreateVolume::anonymous().driver("counting"))
+        .await
+        .unwrap();
+    assert_eq!(anon.name.len(), 64);
+    // Same name and driver again: the existing volume.
+    assert_eq!(
+        svc.create(CreateVolume::named("web-data"))
+            .await
+            .unwrap()
+            .name,
+        "web-data"
+    );
+    let conflict = svc
+        .create(CreateVolume::named("web-data").driver("counting"))
+        .await
+        .unwrap_err();
+    assert!(matches!(conflict, Error::Conflict { .. }), "{conflict}");
+
+    let inspected = svc.inspect("web-data").await.unwrap();
+    assert_eq!(inspected.mountpoint, Some(env.root.join("web-data/_data")));
+    assert_eq!(inspected.labels.get("app").map(String::as_str), Some("web"));
+    assert!(svc.inspect("nope").await.unwrap_err().is_not_found());
+
+    assert_eq!(svc.list(&ListFilter::default()).await.unwrap().len(), 2);
+    let by_label = svc
+        .list(&ListFilter::default().label("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(by_label.len(), 1);
+    let by_driver = svc
+        .list(&ListFilter::default().driver("counting"))
+        .await
+        .unwrap();
+    assert_eq!(by_driver[0].name, anon.name);
+    assert!(svc
+        .list(&ListFilter::default().name("zzz"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    svc.remove("web-data", false).await.unwrap();
+    assert!(!env.root.join("web-data").exists());
+    assert!(svc
+        .remove("web-data", false)
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test]
+async fn bad_names_drivers_and_options_are_clear_errors() {
+    let env = Env::new();
+    let svc = env.service().await;
+    let e = svc.create(CreateVolume::named("../etc")).await.unwrap_err();
+    assert!(e.to_string().contains("includes invalid characters"), "{e}");
+    let e = svc
+        .create(CreateVolume::named("vol").driver("nosuch"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "volume driver \"nosuch\" not found");
+    let e = svc
+        .create(CreateVolume::named("vol").option("colour", "blue"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("invalid option: \"colour\""), "{e}");
+    let e = svc
+        .create(
+            CreateVolume::named("vol")
+                .driver("counting")
+                .option("bad", "1"),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("\"bad\""), "{e}");
+    assert!(svc.list(&ListFilter::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reference_counts_per_caller() {
+    let env = Env::new();
+    let svc = env.service().await;
+    svc.create(CreateVolume::named("shared").driver("counting"))
+        .await
+        .unwrap();
+    let p1 = svc.mount("shared", Caller::new("c1")).await.unwrap();
+    let p2 = svc.mount("shared", Caller::new("c2")).await.unwrap();
+    svc.mount("shared", Caller::new("c1")).await.unwrap();
+    assert_eq!(p1, p2);
+    assert_eq!(env.counting.calls(), ["create shared", "mount shared"]);
+
+    let held = svc.inspect("shared").await.unwrap();
+    assert_eq!(held.callers.len(), 2);
+    assert!(!held.is_dangling());
+    assert_eq!(
+        svc.list(&ListFilter::default().dangling(true))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let e = svc.remove("shared", false).await.unwrap_err();
+    assert!(matches!(e, Error::InUse { .. }), "{e}");
+    let e = svc.unmount("shared", "stranger").await.unwrap_err();
+    assert!(matches!(e, Error::NotMounted { .. }), "{e}");
+
+    svc.unmount("shared", "c1").await.unwrap();
+    svc.unmount("shared", "c2").await.unwrap();
+    assert_eq!(env.counting.calls().len(), 2, "c1 still holds one mount");
+    svc.unmount("shared", "c1").await.unwrap();
+    assert_eq!(env.counting.calls().last().unwrap(), "unmount shared");
+    assert!(svc.inspect("shared").await.unwrap().is_dangling());
+}
+
+#[tokio::test]
+async fn forced_remove_unmounts_first() {
+    let env = Env::new();
+    let svc = env.service().await;
+    svc.create(CreateVolume::named("held").driver("counting"))
+        .await
+        .unwrap();
+    svc.mount("held", Caller::new("c1")).await.unwrap();
+    svc.remove("held", true).await.unwrap();
+    assert_eq!(
+        env.counting.calls(),
+        ["create held", "mount held", "unmount held", "remove held"]
+    );
+}
+
+#[tokio::test]
+async fn prune_removes_only_unused_matching() {
+    let env = Env::new();
+    let svc = env.service().await;
+    for (name, app) in [("pa", "a"), ("pb", "b"), ("pc", "a")] {
+        svc.create(CreateVolume::named(name).label("app", app))
+            .await
+            .unwrap();
+    }
+    svc.mount("pc", Caller::new("c")).await.unwrap();
+    let mut pruned = svc
+        .prune(&ListFilter::default().label("app=a"))
+        .await
+        .unwrap();
+    pruned.sort();
+    assert_eq!(pruned, ["pa"]);
+    let left: Vec<_> = svc
+        .list(&ListFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(left, ["pb", "pc"]);
+}
+
+#[tokio::test]
+async fn restart_restores_state_and_drops_dead_callers() {
+    let env = Env::new();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    {
+        let svc = env.service().await;
+        svc.create(
+            CreateVolume::named("keep")
+                .driver("counting")
+                .label("k", "v"),
+        )
+        .await
+        .unwrap();
+        svc.create(CreateVolume::named("stale").driver("counting"))
+            .await
+            .unwrap();
+        svc.mount("keep", Caller::new("persistent")).await.unwrap();
+        svc.mount("stale", Caller::with_pid("short-lived", child.id() as i32))
+            .await
+            .unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = env.counting.calls().len();
+
+    let svc = env.service().await;
+    let keep = svc.inspect("keep").await.unwrap();
+    assert_eq!(keep.labels.get("k").map(String::as_str), Some("v"));
+    assert_eq!(keep.callers.len(), 1);
+    let stale = svc.inspect("stale").await.unwrap();
+    assert!(
+        stale.is_dangling(),
+        "dead caller's reference must be dropped"
+    );
+    let after = env.counting.calls()[before..].to_vec();
+    assert!(after.contains(&"unmount stale".to_string()), "{after:?}");
+    assert!(
+        after.contains(&"mount keep".to_string()),
+        "driver told again about live mount: {after:?}"
+    );
+    // The live caller can still release its mount.
+    svc.unmount("keep", "persistent").await.unwrap();
+    assert_eq!(env.counting.calls().last().unwrap(), "unmount keep");
+}
+
+/// A pluggable liveness check: here every caller is dead.
+struct NobodyAlive;
+impl Liveness for NobodyAlive {
+    fn is_alive(&self, _: &Caller) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn liveness_is_pluggable() {
+    let env = Env::new();
+    {
+        let svc = env.service().await;
+        svc.create(CreateVolume::named("vol").driver("counting"))
+            .await
+            .unwrap();
+        svc.mount("vol", Caller::new("c")).await.unwrap();
+    }
+    let svc = VolumeService::builder(&env.state)
+        .driver(env.counting.clone())
+        .liveness(Arc::new(NobodyAlive))
+        .build()
+        .await
+        .unwrap();
+    assert!(svc.inspect("vol").await.unwrap().is_dangling());
+    assert_eq!(env.counting.calls().last().unwrap(), "unmount vol");
+}
