@@ -1,0 +1,347 @@
+//! Container state on disk: `<root>/<id>/state.json`, plus the liveness
+//! check that tells a dead (or reused) pid from our init.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Hook;
+use serde::{Deserialize, Serialize};
+
+/// The state file name inside a container's directory.
+pub const STATE_FILE: &str = "state.json";
+/// The exec fifo: present while the container is `created`.
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// Errors reading or writing state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// No container with this id.
+    #[error("container {0} does not exist")]
+    NotFound(String),
+    /// A container with this id exists already.
+    #[error("container {0} already exists")]
+    Exists(String),
+    /// Bad id.
+    #[error(
+        "invalid container id {0:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
+    )]
+    BadId(String),
+    /// A file operation failed.
+    #[error("{op} {path:?}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// state.json is corrupt.
+    #[error("{path:?}: {source}")]
+    Json {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// The OCI lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// `create` is running.
+    Creating,
+    /// Created, waiting for `start`.
+    Created,
+    /// The user process runs.
+    Running,
+    /// The process has exited.
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// The state document: the OCI fields plus runc's `rootfs`, `created`, `owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciState {
+    /// Runtime-spec version.
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    /// Container id.
+    pub id: String,
+    /// Host pid of the init (0 once stopped is not reset, like runc).
+    pub pid: i32,
+    /// Status.
+    pub status: Status,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Owner (empty for root, like runc).
+    pub owner: String,
+    /// Annotations from config.json.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What we keep in state.json: the OCI state and what later commands need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredState {
+    /// The OCI state (status as last written).
+    #[serde(flatten)]
+    pub oci: OciState,
+    /// Start time of the init (field 22 of /proc/PID/stat), to tell a reused pid.
+    #[serde(rename = "berthStartTime")]
+    pub start_time: u64,
+    /// Hooks run by later commands.
+    #[serde(rename = "berthHooks", default)]
+    pub hooks: StoredHooks,
+    /// Data other modules keep per container (e.g. the cgroup they made).
+    #[serde(
+        rename = "berthExtensions",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub extensions: BTreeMap<String, serde_json::Value>,
+}
+
+/// Hooks that run after `create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoredHooks {
+    /// poststart, run by `start`.
+    #[serde(default)]
+    pub poststart: Vec<Hook>,
+    /// poststop, run by `delete`.
+    #[serde(default)]
+    pub poststop: Vec<Hook>,
+}
+
+/// Check a container id (runc's rule).
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && !id.starts_with('.')
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::BadId(id.to_string()))
+    }
+}
+
+/// Create `<root>/<id>` (and root) with mode 0700; fails if it exists.
+pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf, StateError> {
+    validate_id(id)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .map_err(|source| StateError::Io {
+            op: "create",
+            path: root.into(),
+            source,
+        })?;
+    let dir = root.join(id);
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(StateError::Exists(id.into()))
+        }
+        Err(source) => Err(StateError::Io {
+            op: "create",
+            path: dir,
+            source,
+        }),
+    }
+}
+
+impl StoredState {
+    /// Read `<dir>/state.json`.
+    pub fn read(dir: &Path, id: &str) -> Result<Self, StateError> {
+        let path = dir.join(STATE_FILE);
+        let bytes = fs::read(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StateError::NotFound(id.into())
+            } else {
+                StateError::Io {
+                    op: "read",
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Json { path, source })
+    }
+
+    /// Write `<dir>/state.json` atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), StateError> {
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(".state.json.tmp");
+        let io = |op, p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StateError::Io {
+                op,
+                path: p,
+                source,
+            }
+        };
+        let bytes = serde_json::to_vec(self).map_err(|source| StateError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io("write", &tmp))?;
+        f.write_all(&bytes).map_err(io("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io("rename", &path))
+    }
+
+    /// The status now: a dead or reused pid is `stopped`; a live init with
+    /// an exec fifo is `created`.
+    pub fn refresh(&mut self, dir: &Path) -> Status {
+        let alive = self.oci.pid > 0 && process_start_time(self.oci.pid) == Some(self.start_time);
+        self.oci.status = match (alive, self.oci.status) {
+            (false, _) => Status::Stopped,
+            (true, Status::Creating) => Status::Creating,
+            (true, _) if dir.join(EXEC_FIFO).exists() => Status::Created,
+            (true, _) => Status::Running,
+        };
+        self.oci.status
+    }
+}
+
+/// Start time of a live (not zombie) process, from /proc/PID/stat.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // Field 22 overall; `rest` starts at field 3.
+    fields.nth(18)?.parse().ok()
+}
+
+/// Now as RFC 3339 UTC with nanoseconds (like runc's `created`).
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        for ok in ["a", "web-1", "x_y.z"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a b", ".hidden"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_formats() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
+    }
+
+    #[test]
+    fn start_time_of_self_and_of_nothing() {
+        assert!(process_start_time(std::process::id() as i32).is_some());
+        assert_eq!(process_start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn state_round_trips_and_dead_pid_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = create_dir(dir.path(), "c1").unwrap();
+        assert!(matches!(
+            create_dir(dir.path(), "c1"),
+            Err(StateError::Exists(_))
+        ));
+        let me = std::process::id() as i32;
+        let s = StoredState {
+            oci: OciState {
+                oci_version: "1.2.0".into(),
+                id: "c1".into(),
+                pid: me,
+                status: Status::Created,
+                bundle: "/b".into(),
+                rootfs: "/b/rootfs".into(),
+                created: now_rfc3339(),
+                owner: String::new(),
+                annotations: BTreeMap::new(),
+            },
+            start_time: process_start_time(me).unwrap(),
+            hooks: StoredHooks::default(),
+            extensions: BTreeMap::new(),
+        };
+        s.write(&d).unwrap();
+        let mut back = StoredState::read(&d, "c1").unwrap();
+        assert_eq!(back.refresh(&d), Status::Running, "alive, no fifo");
+        fs::write(d.join(EXEC_FIFO), "").unwrap();
+        assert_eq!(back.refresh(&d), Status::Created);
+        back.start_time += 1;
+        assert_eq!(
+            back.refresh(&d),
+            Status::Stopped,
+            "a reused pid is not our init"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(json["status"], "created");
+        assert_eq!(json["ociVersion"], "1.2.0");
+        assert!(matches!(
+            StoredState::read(&dir.path().join("nope"), "nope"),
+            Err(StateError::NotFound(_))
+        ));
+    }
+}
