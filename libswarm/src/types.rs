@@ -1,0 +1,421 @@
+//! Request options and stream types shared by every backend.
+//!
+//! Response bodies are the Docker Engine API models from `bollard-stubs`
+//! (re-exported as [`crate::models`]); this module adds what those models
+//! do not cover: the options of each call, the create body, byte streams,
+//! attach sessions and the two-phase wait handle.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::models::{ContainerConfig, ContainerWaitResponse, HostConfig, NetworkingConfig};
+use crate::Result;
+
+/// A boxed, `Send`, `'static` stream.
+pub type BoxStream<T> = futures::stream::BoxStream<'static, T>;
+
+/// A stream of raw bytes (image tarballs, for example).
+pub type ByteStream = BoxStream<Result<Bytes>>;
+
+/// Docker API list filters: `{"label": ["a=b"], "status": ["running"]}`.
+pub type Filters = HashMap<String, Vec<String>>;
+
+/// The body of `POST /containers/create`: the container config with the
+/// host and networking config beside it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerCreateBody {
+    /// Image, command, environment, labels …
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    /// Resources, port bindings, auto-remove …
+    #[serde(rename = "HostConfig", skip_serializing_if = "Option::is_none")]
+    pub host_config: Option<HostConfig>,
+    /// Networks to join at creation.
+    #[serde(rename = "NetworkingConfig", skip_serializing_if = "Option::is_none")]
+    pub networking_config: Option<NetworkingConfig>,
+}
+
+/// Options of `container_list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerListOptions {
+    /// Include stopped containers.
+    pub all: bool,
+    /// Return at most this many, newest first.
+    pub limit: Option<usize>,
+    /// `id`, `name`, `label`, `status`, `ancestor` filters.
+    pub filters: Filters,
+}
+
+/// Options of `container_remove`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRemoveOptions {
+    /// Kill a running container first.
+    pub force: bool,
+    /// Remove anonymous volumes too.
+    pub volumes: bool,
+}
+
+/// What `container_wait` waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WaitCondition {
+    /// Return at once if the container is not running, else when it exits.
+    #[default]
+    NotRunning,
+    /// The next exit, even if the container has not started yet.
+    NextExit,
+    /// The container has been removed.
+    Removed,
+}
+
+impl WaitCondition {
+    /// Parses the Docker API spelling (`not-running`, `next-exit`, `removed`).
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(crate::Error::bad_request(format!(
+                "invalid condition: {other:?} (want not-running, next-exit or removed)"
+            ))),
+        }
+    }
+    /// The Docker API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitCondition::NotRunning => "not-running",
+            WaitCondition::NextExit => "next-exit",
+            WaitCondition::Removed => "removed",
+        }
+    }
+}
+
+/// The second phase of a wait: returned once the wait is registered, it
+/// resolves when the condition is met.
+///
+/// Registration first matters: `docker run` registers its wait, then starts
+/// the container; a wait registered after the start could miss a fast exit.
+pub struct WaitHandle {
+    exited: BoxFuture<'static, Result<ContainerWaitResponse>>,
+}
+
+impl WaitHandle {
+    /// Wraps the future that resolves on exit.
+    pub fn new(
+        exited: impl std::future::Future<Output = Result<ContainerWaitResponse>> + Send + 'static,
+    ) -> WaitHandle {
+        WaitHandle {
+            exited: Box::pin(exited),
+        }
+    }
+    /// A handle that is already resolved.
+    pub fn ready(response: ContainerWaitResponse) -> WaitHandle {
+        WaitHandle::new(async move { Ok(response) })
+    }
+    /// Waits for the condition; returns the exit status.
+    pub async fn exited(self) -> Result<ContainerWaitResponse> {
+        self.exited.await
+    }
+}
+
+impl fmt::Debug for WaitHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WaitHandle")
+    }
+}
+
+/// Options of `container_logs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsOptions {
+    /// Keep the stream open and send new output as it comes.
+    pub follow: bool,
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Only lines after this UNIX time (seconds).
+    pub since: Option<i64>,
+    /// Only lines before this UNIX time (seconds).
+    pub until: Option<i64>,
+    /// Prefix every line with its RFC 3339 timestamp.
+    pub timestamps: bool,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+}
+
+/// Options of `container_attach`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachOptions {
+    /// Forward stdin.
+    pub stdin: bool,
+    /// Receive stdout.
+    pub stdout: bool,
+    /// Receive stderr.
+    pub stderr: bool,
+    /// Replay the logs so far before live output.
+    pub logs: bool,
+    /// Stream live output.
+    pub stream: bool,
+}
+
+/// Which standard stream a chunk of output belongs to (the numbering is the
+/// one of the Docker multiplexed stream header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StreamKind {
+    /// Standard input (echoed by some TTY setups).
+    Stdin = 0,
+    /// Standard output (also all output of a TTY).
+    Stdout = 1,
+    /// Standard error.
+    Stderr = 2,
+}
+
+/// A piece of container output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// Which stream it came from.
+    pub stream: StreamKind,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+impl OutputChunk {
+    /// A stdout chunk.
+    pub fn stdout(data: impl Into<Bytes>) -> OutputChunk {
+        OutputChunk {
+            stream: StreamKind::Stdout,
+            data: data.into(),
+        }
+    }
+    /// A stderr chunk.
+    pub fn stderr(data: impl Into<Bytes>) -> OutputChunk {
+        OutputChunk {
+            stream: StreamKind::Stderr,
+            data: data.into(),
+        }
+    }
+}
+
+/// A live attach or exec session.
+///
+/// Dropping `stdin` closes the process's standard input (a half-close); the
+/// output stream keeps going until the process ends.
+pub struct AttachSession {
+    /// Where to write the process's stdin, if it was requested.
+    pub stdin: Option<mpsc::Sender<Bytes>>,
+    /// The process's output, in order.
+    pub output: BoxStream<Result<OutputChunk>>,
+    /// Whether the process has a TTY (raw output, no stream multiplexing).
+    pub tty: bool,
+}
+
+impl fmt::Debug for AttachSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachSession")
+            .field("stdin", &self.stdin.is_some())
+            .field("tty", &self.tty)
+            .finish()
+    }
+}
+
+/// Options of `exec_start`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStartOptions {
+    /// Start and return at once, with no output.
+    pub detach: bool,
+    /// Allocate a TTY.
+    pub tty: bool,
+}
+
+/// Options of `image_list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageListOptions {
+    /// Include intermediate images.
+    pub all: bool,
+    /// `reference`, `label`, `dangling` filters.
+    pub filters: Filters,
+}
+
+/// Options of `image_import`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageImportOptions {
+    /// Repository to tag the new image with.
+    pub repo: Option<String>,
+    /// Tag (with `repo`).
+    pub tag: Option<String>,
+    /// Dockerfile instructions to apply (`CMD ["sh"]`, `ENV A=b` …).
+    pub changes: Vec<String>,
+    /// Commit message.
+    pub message: Option<String>,
+}
+
+/// Options of `image_remove`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRemoveOptions {
+    /// Remove even if containers use it.
+    pub force: bool,
+    /// Keep untagged parents.
+    pub noprune: bool,
+}
+
+/// Options of `events`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsOptions {
+    /// Replay events since this UNIX time (seconds).
+    pub since: Option<i64>,
+    /// Stop at this UNIX time (seconds).
+    pub until: Option<i64>,
+    /// `type`, `event`, `container`, `image`, `label` filters.
+    pub filters: Filters,
+}
+
+/// One sample of container resource usage (the subset of Docker's stats
+/// JSON that every backend can fill).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    /// Container id.
+    pub id: String,
+    /// Container name, with the leading slash.
+    pub name: String,
+    /// When the sample was taken (RFC 3339).
+    pub read: String,
+    /// CPU usage.
+    pub cpu_stats: CpuStats,
+    /// The previous CPU sample (for rate computation).
+    pub precpu_stats: CpuStats,
+    /// Memory usage.
+    pub memory_stats: MemoryStats,
+    /// Number of processes.
+    pub pids_stats: PidsStats,
+}
+
+/// CPU part of [`ContainerStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// Cumulative CPU usage.
+    pub cpu_usage: CpuUsage,
+    /// Host CPU time (nanoseconds).
+    #[serde(default)]
+    pub system_cpu_usage: u64,
+    /// Number of online CPUs.
+    #[serde(default)]
+    pub online_cpus: u32,
+}
+
+/// Cumulative CPU time of a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuUsage {
+    /// Nanoseconds of CPU time.
+    pub total_usage: u64,
+}
+
+/// Memory part of [`ContainerStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    /// Bytes in use.
+    #[serde(default)]
+    pub usage: u64,
+    /// Limit in bytes.
+    #[serde(default)]
+    pub limit: u64,
+}
+
+/// Process count part of [`ContainerStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PidsStats {
+    /// Processes in the container.
+    #[serde(default)]
+    pub current: u64,
+}
+
+/// Options of `network_list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkListOptions {
+    /// `name`, `id`, `driver`, `label` filters.
+    pub filters: Filters,
+}
+
+/// Options of `volume_list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeListOptions {
+    /// `name`, `driver`, `label`, `dangling` filters.
+    pub filters: Filters,
+}
+
+/// Does `value` pass every value given for `key` in `filters`? (Absent key:
+/// yes.) A helper for backends that filter lists.
+pub fn filter_matches(filters: &Filters, key: &str, pred: impl Fn(&str) -> bool) -> bool {
+    match filters.get(key) {
+        None => true,
+        Some(wanted) if wanted.is_empty() => true,
+        Some(wanted) => wanted.iter().any(|w| pred(w)),
+    }
+}
+
+/// Does a label map satisfy `label` filters (`key` or `key=value`), all of them?
+pub fn labels_match(filters: &Filters, labels: Option<&HashMap<String, String>>) -> bool {
+    let Some(wanted) = filters.get("label") else {
+        return true;
+    };
+    wanted.iter().all(|w| {
+        let (k, v) = match w.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (w.as_str(), None),
+        };
+        match labels.and_then(|l| l.get(k)) {
+            None => false,
+            Some(have) => v.is_none_or(|v| v == have),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_body_flattens_config_beside_host_config() {
+        let json = r#"{"Image":"busybox","Cmd":["echo","hi"],"HostConfig":{"AutoRemove":true}}"#;
+        let body: ContainerCreateBody = serde_json::from_str(json).unwrap();
+        assert_eq!(body.config.image.as_deref(), Some("busybox"));
+        assert_eq!(body.host_config.unwrap().auto_remove, Some(true));
+        let back = serde_json::to_value(ContainerCreateBody {
+            config: ContainerConfig {
+                image: Some("x".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(back, serde_json::json!({"Image": "x"}));
+    }
+
+    #[test]
+    fn wait_conditions_parse_and_reject_junk() {
+        assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
+        assert_eq!(
+            WaitCondition::parse("removed").unwrap(),
+            WaitCondition::Removed
+        );
+        let err = WaitCondition::parse("soon").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::BadRequest);
+        assert!(err.message.contains("soon"));
+    }
+
+    #[test]
+    fn label_filters_need_every_label() {
+        let labels: HashMap<String, String> = [("a".to_string(), "1".to_string())].into();
+        let mut f = Filters::new();
+        assert!(labels_match(&f, None));
+        f.insert("label".into(), vec!["a".into()]);
+        assert!(labels_match(&f, Some(&labels)));
+        f.insert("label".into(), vec!["a=1".into(), "b".into()]);
+        assert!(!labels_match(&f, Some(&labels)));
+        f.insert("label".into(), vec!["a=2".into()]);
+        assert!(!labels_match(&f, Some(&labels)));
+    }
+}
