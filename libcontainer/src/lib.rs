@@ -21,6 +21,7 @@
 //! [`fixtures`] builds busybox bundles for tests and benchmarks.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod features;
 pub mod fixtures;
 
