@@ -1,0 +1,906 @@
+//! A multiplexed connection: many channels over one byte stream.
+//!
+//! One reader task splits frames off the stream and hands each message to
+//! its channel's queue without decoding it (so a slow receiver only holds
+//! back its own channel, bounded by the credit it granted). One writer task
+//! drains a shared outbound queue with vectored writes: senders encode on
+//! their own task and only append bytes under a short lock.
+
+pub(crate) mod endpoint;
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use bytes::BytesMut;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::chan::{Message, Queue, Receiver, Sender};
+use crate::ctx::{self, EncodeCtx};
+use crate::error::{Error, Result};
+use crate::transport::{Chunk, Reader, Transport, Writer};
+use crate::wire::{self, AnnKind, Frame, FrameDecoder, Hello, Kind};
+use endpoint::{AnnIn, PendingRx, RawMsg, RemoteTx, WireReg, WireSink};
+
+/// Payloads at least this large travel as their own chunk (no copy into
+/// the shared outbound buffer).
+const BIG_PAYLOAD: usize = 32 * 1024;
+/// Read at least this much per read call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Limits and windows of a connection. Limits are enforced on what the
+/// peer sends; see PROTOCOL.md.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest frame body accepted (and sent). Default 64 MiB.
+    pub max_frame_size: usize,
+    /// Most channels open at once on this connection. Default 65 536.
+    pub max_channels: usize,
+    /// Credit window of channels this side creates, in messages. Default 128.
+    pub window: u32,
+    /// Largest window accepted in a peer's announcement. Default 4096.
+    pub max_window: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 64 << 20,
+            max_channels: 65_536,
+            window: 128,
+            max_window: 4096,
+        }
+    }
+}
+
+/// Which side of the connection this is. The client allocates even channel
+/// ids, the server odd ones, so neither needs to ask the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Allocates even ids; its root receiver is channel 1.
+    Client,
+    /// Allocates odd ids; its root receiver is channel 0.
+    Server,
+}
+
+/// Sets up a connection. Starting one needs no round trip: the HELLO is
+/// queued and messages may follow at once.
+///
+/// ```no_run
+/// # async fn demo() -> libchan::Result<()> {
+/// let stream = tokio::net::TcpStream::connect("127.0.0.1:7000").await
+///     .map_err(|e| libchan::Error::Io { context: "connect", message: e.to_string() })?;
+/// let (conn, tx, mut rx) = libchan::Builder::new()
+///     .window(256)
+///     .client::<String, String>(libchan::Transport::tcp(stream))?;
+/// tx.send("ping".into()).await?;
+/// let reply = rx.recv().await?;
+/// conn.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    cfg: Config,
+}
+
+impl Builder {
+    /// A builder with [`Config::default`].
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Sets [`Config::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.cfg.max_frame_size = bytes.clamp(64, u32::MAX as usize);
+        self
+    }
+
+    /// Sets [`Config::max_channels`].
+    pub fn max_channels(mut self, n: usize) -> Self {
+        self.cfg.max_channels = n.max(2);
+        self
+    }
+
+    /// Sets [`Config::window`].
+    pub fn window(mut self, messages: u32) -> Self {
+        self.cfg.window = messages.max(1);
+        self.cfg.max_window = self.cfg.max_window.max(self.cfg.window);
+        self
+    }
+
+    /// Sets [`Config::max_window`].
+    pub fn max_window(mut self, messages: u32) -> Self {
+        self.cfg.max_window = messages.max(1);
+        self
+    }
+
+    /// Starts the client side: returns the connection handle, the root
+    /// sender (to the server's root receiver) and the root receiver.
+    /// Must be called inside a tokio runtime.
+    pub fn client<Tx: Message, Rx: Message>(
+        self,
+        t: Transport,
+    ) -> Result<(Connection, Sender<Tx>, Receiver<Rx>)> {
+        self.start(t, Role::Client)
+    }
+
+    /// Starts the server side; see [`client`](Self::client).
+    pub fn server<Tx: Message, Rx: Message>(
+        self,
+        t: Transport,
+    ) -> Result<(Connection, Sender<Tx>, Receiver<Rx>)> {
+        self.start(t, Role::Server)
+    }
+
+    /// Starts either side.
+    pub fn start<Tx: Message, Rx: Message>(
+        self,
+        t: Transport,
+        role: Role,
+    ) -> Result<(Connection, Sender<Tx>, Receiver<Rx>)> {
+        let handle = Handle::try_current().map_err(|_| Error::Io {
+            context: "starting a libchan connection",
+            message: "must be called inside a tokio runtime".into(),
+        })?;
+        let parity = match role {
+            Role::Client => 0,
+            Role::Server => 1,
+        };
+        let (tx_id, rx_id) = match role {
+            Role::Client => (wire::ROOT_TO_SERVER, wire::ROOT_TO_CLIENT),
+            Role::Server => (wire::ROOT_TO_CLIENT, wire::ROOT_TO_SERVER),
+        };
+        let hello = wire::hello_frame(&Hello {
+            version: wire::VERSION,
+            fds: t.fds,
+            max_frame_size: self.cfg.max_frame_size as u32,
+        });
+        let shared = Arc::new(ConnShared {
+            parity,
+            next_id: AtomicU64::new(2 + parity),
+            table: Mutex::new(Table {
+                entries: HashMap::new(),
+                peer_max: 1,
+            }),
+            out: Mutex::new(Outbound {
+                chunks: VecDeque::from([Chunk::new(hello)]),
+                pushed: 1,
+                shutdown: false,
+            }),
+            out_ready: Notify::new(),
+            handle: handle.clone(),
+            fds_ok: t.fds,
+            failed: OnceLock::new(),
+            closing: CancellationToken::new(),
+            done: CancellationToken::new(),
+            peer_max_frame: AtomicUsize::new(self.cfg.max_frame_size),
+            handles: AtomicUsize::new(1),
+            written: watch::channel(0).0,
+            cfg: self.cfg,
+        });
+        let rtx = RemoteTx::new(shared.clone(), tx_id, wire::ROOT_WINDOW);
+        let reg = WireReg::new(&shared, rx_id, wire::ROOT_WINDOW);
+        let q = Queue::<Rx>::from_wire(reg.clone(), VecDeque::new(), true, None);
+        {
+            let mut table = shared.table();
+            table.entries.insert(tx_id, Entry::Tx(Arc::downgrade(&rtx)));
+            table.entries.insert(
+                rx_id,
+                Entry::Sink {
+                    sink: q.clone(),
+                    reg,
+                },
+            );
+        }
+        let Transport { reader, writer, .. } = t;
+        let reader_task = handle.spawn(reader_loop(shared.clone(), reader));
+        let writer_task = handle.spawn(writer_loop(shared.clone(), writer));
+        let done_shared = Arc::downgrade(&shared);
+        handle.spawn(async move {
+            let _ = reader_task.await;
+            let _ = writer_task.await;
+            if let Some(s) = done_shared.upgrade() {
+                s.done.cancel();
+            }
+        });
+        Ok((
+            Connection { shared },
+            Sender::remote(rtx),
+            Receiver::from_queue(q),
+        ))
+    }
+}
+
+/// Handle to a running connection: flush, close, wait for the end.
+///
+/// The connection also stays up while any channel on it is open; once this
+/// handle and every channel are dropped it shuts down by itself.
+pub struct Connection {
+    shared: Arc<ConnShared>,
+}
+
+impl Connection {
+    /// Waits until everything sent so far has been written to the transport.
+    pub async fn flush(&self) -> Result<()> {
+        let target = lock(&self.shared.out).pushed;
+        let mut rx = self.shared.written.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= target {
+                return Ok(());
+            }
+            if let Some(e) = self.shared.failed.get() {
+                return Err(e.clone());
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Err(self.error()) },
+                _ = self.shared.done.cancelled() => {
+                    if *rx.borrow() >= target { return Ok(()) }
+                    return Err(self.error());
+                }
+            }
+        }
+    }
+
+    /// Flushes, then shuts the connection down. Channels still open on it
+    /// see [`Error::Disconnected`].
+    pub async fn close(&self) {
+        let _ = self.flush().await;
+        self.shared.request_close();
+        self.shared.done.cancelled().await;
+    }
+
+    /// Waits until the connection has ended, and says why.
+    pub async fn closed(&self) -> Error {
+        self.shared.done.cancelled().await;
+        self.error()
+    }
+
+    /// The error that ended the connection, if it has ended.
+    pub fn error(&self) -> Error {
+        self.shared
+            .failed
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Error::Disconnected("connection closed".into()))
+    }
+
+    /// True once the connection has failed or been closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.failed.get().is_some()
+    }
+
+    /// Whether fds can be sent on this connection (unix sockets only).
+    pub fn supports_fds(&self) -> bool {
+        self.shared.fds_ok
+    }
+
+    /// Number of channels currently open on the connection.
+    pub fn open_channels(&self) -> usize {
+        self.shared.table().entries.len()
+    }
+}
+
+impl Clone for Connection {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Connection {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.maybe_autoclose();
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("fds", &self.shared.fds_ok)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+pub(crate) enum Control {
+    Credit(u64, u32),
+    Close(u64),
+}
+
+pub(crate) enum Entry {
+    /// A local queue receives MSG on this id.
+    Sink {
+        sink: Arc<dyn WireSink>,
+        reg: Arc<WireReg>,
+    },
+    /// We send MSG on this id; CREDIT and CLOSE come back.
+    Tx(Weak<RemoteTx>),
+    /// Announced to us as a receiver, not decoded yet.
+    Pending(Pending),
+}
+
+pub(crate) struct Pending {
+    reg: Arc<WireReg>,
+    items: VecDeque<RawMsg>,
+    open: bool,
+}
+
+struct Table {
+    entries: HashMap<u64, Entry>,
+    /// Highest channel id the peer has announced.
+    peer_max: u64,
+}
+
+struct Outbound {
+    chunks: VecDeque<Chunk>,
+    /// Frames queued since the start.
+    pushed: u64,
+    shutdown: bool,
+}
+
+pub(crate) struct ConnShared {
+    pub(crate) cfg: Config,
+    parity: u64,
+    next_id: AtomicU64,
+    table: Mutex<Table>,
+    out: Mutex<Outbound>,
+    out_ready: Notify,
+    pub(crate) handle: Handle,
+    pub(crate) fds_ok: bool,
+    failed: OnceLock<Error>,
+    /// Asks both tasks to stop once the outbound queue is written.
+    closing: CancellationToken,
+    /// Both tasks have stopped.
+    done: CancellationToken,
+    peer_max_frame: AtomicUsize,
+    handles: AtomicUsize,
+    written: watch::Sender<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl ConnShared {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        lock(&self.table)
+    }
+
+    pub(crate) fn alloc_id(&self) -> u64 {
+        self.next_id.fetch_add(2, Ordering::Relaxed)
+    }
+
+    pub(crate) fn insert_entry(&self, id: u64, e: Entry) -> Result<()> {
+        if let Some(err) = self.failed.get() {
+            return Err(err.clone());
+        }
+        let mut t = self.table();
+        if t.entries.len() >= self.cfg.max_channels {
+            return Err(Error::TooManyChannels(self.cfg.max_channels));
+        }
+        t.entries.insert(id, e);
+        Ok(())
+    }
+
+    /// Forgets a channel id; true if it was known.
+    pub(crate) fn remove_entry(&self, id: u64) -> bool {
+        let (removed, empty) = {
+            let mut t = self.table();
+            let removed = t.entries.remove(&id);
+            (removed, t.entries.is_empty())
+        };
+        // Drop outside the lock: an entry may own things that lock again.
+        let was = removed.is_some();
+        drop(removed);
+        if empty {
+            self.maybe_autoclose();
+        }
+        was
+    }
+
+    fn maybe_autoclose(&self) {
+        if self.handles.load(Ordering::Acquire) == 0 && self.table().entries.is_empty() {
+            self.request_close();
+        }
+    }
+
+    fn request_close(&self) {
+        lock(&self.out).shutdown = true;
+        self.out_ready.notify_one();
+    }
+
+    /// Whether a channel id was in use once (so late frames for it are
+    /// dropped quietly rather than treated as a protocol violation).
+    fn known_closed(&self, t: &Table, id: u64) -> bool {
+        if id <= 1 {
+            return true;
+        }
+        if id & 1 == self.parity {
+            id < self.next_id.load(Ordering::Relaxed)
+        } else {
+            id <= t.peer_max
+        }
+    }
+
+    /// Claims a pending receiver as a typed queue.
+    pub(crate) fn claim<T: Message>(self: &Arc<Self>, mut p: PendingRx) -> Arc<Queue<T>> {
+        p.claimed = true;
+        let mut t = self.table();
+        match t.entries.remove(&p.id) {
+            Some(Entry::Pending(pending)) => {
+                let q =
+                    Queue::<T>::from_wire(pending.reg.clone(), pending.items, pending.open, None);
+                t.entries.insert(
+                    p.id,
+                    Entry::Sink {
+                        sink: q.clone(),
+                        reg: pending.reg,
+                    },
+                );
+                q
+            }
+            other => {
+                // The connection died (entries were cleared) in between.
+                if let Some(e) = other {
+                    t.entries.insert(p.id, e);
+                }
+                drop(t);
+                let err = self
+                    .failed
+                    .get()
+                    .cloned()
+                    .unwrap_or(Error::Disconnected("connection closed".into()));
+                Queue::<T>::from_wire(
+                    WireReg::new(self, p.id, 1),
+                    VecDeque::new(),
+                    false,
+                    Some(err),
+                )
+            }
+        }
+    }
+
+    pub(crate) fn send_control(&self, c: Control) {
+        if self.failed.get().is_some() {
+            return;
+        }
+        let mut frame = Vec::with_capacity(wire::HEADER_LEN + 4);
+        match c {
+            Control::Credit(id, n) => {
+                wire::put_header(&mut frame, Kind::Credit, 0, 0, id, 4);
+                frame.extend_from_slice(&n.to_le_bytes());
+            }
+            Control::Close(id) => wire::put_header(&mut frame, Kind::Close, 0, 0, id, 0),
+        }
+        self.push_bytes(&frame, Vec::new());
+    }
+
+    fn push_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) {
+        let mut out = lock(&self.out);
+        let was_empty = out.chunks.is_empty();
+        tail_chunk(&mut out.chunks, fds.len()).append(bytes, fds);
+        out.pushed += 1;
+        drop(out);
+        if was_empty {
+            self.out_ready.notify_one();
+        }
+    }
+
+    /// Encodes `value` as a MSG on channel `id` and queues it.
+    pub(crate) fn send_msg<T: Serialize>(self: &Arc<Self>, id: u64, value: &T) -> Result<()> {
+        if let Some(e) = self.failed.get() {
+            return Err(e.clone());
+        }
+        debug_assert!(!ctx::encoding_active());
+        let scratch = SCRATCH.with(|s| s.take());
+        let (res, ectx) = ctx::with_encode(EncodeCtx::new(self.clone()), || {
+            let mut v = scratch;
+            v.clear();
+            postcard::to_extend(value, v)
+        });
+        let payload = match res {
+            Ok(p) => p,
+            Err(e) => {
+                let err = ectx
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| Error::Encode(e.to_string()));
+                ectx.finish(false);
+                return Err(err);
+            }
+        };
+        let body = payload.len() + ectx.anns.len() * wire::ANN_LEN;
+        let max = self
+            .cfg
+            .max_frame_size
+            .min(self.peer_max_frame.load(Ordering::Relaxed));
+        if body > max || ectx.anns.len() > u16::MAX as usize {
+            ectx.finish(false);
+            return Err(Error::TooLarge { size: body, max });
+        }
+        let mut header = Vec::with_capacity(wire::HEADER_LEN + ectx.anns.len() * wire::ANN_LEN);
+        wire::put_header(
+            &mut header,
+            Kind::Msg,
+            ectx.fds.len() as u8,
+            ectx.anns.len() as u16,
+            id,
+            body as u32,
+        );
+        let mut anns = Vec::with_capacity(ectx.anns.len() * wire::ANN_LEN);
+        for a in &ectx.anns {
+            wire::put_announcement(&mut anns, a);
+        }
+        let mut ectx = ectx;
+        let fds = std::mem::take(&mut ectx.fds);
+        let mut out = lock(&self.out);
+        if out.shutdown {
+            drop(out);
+            ectx.finish(false);
+            return Err(self
+                .failed
+                .get()
+                .cloned()
+                .unwrap_or(Error::Disconnected("connection closing".into())));
+        }
+        let was_empty = out.chunks.is_empty();
+        let tail = tail_chunk(&mut out.chunks, fds.len());
+        tail.append(&header, fds);
+        let give_back = if payload.len() >= BIG_PAYLOAD {
+            tail.sealed = true;
+            let mut big = Chunk::new(payload);
+            big.sealed = true;
+            out.chunks.push_back(big);
+            if !anns.is_empty() {
+                out.chunks.push_back(Chunk::new(anns));
+            }
+            None
+        } else {
+            tail.append(&payload, Vec::new());
+            tail.append(&anns, Vec::new());
+            Some(payload)
+        };
+        out.pushed += 1;
+        drop(out);
+        if was_empty {
+            self.out_ready.notify_one();
+        }
+        ectx.finish(true);
+        if let Some(p) = give_back {
+            SCRATCH.with(|s| s.set(p));
+        }
+        Ok(())
+    }
+
+    /// Tears the connection down: every channel on it learns `err`.
+    fn fail(&self, err: Error) {
+        if self.failed.set(err.clone()).is_err() {
+            return;
+        }
+        tracing::debug!(error = %err, "libchan connection ended");
+        let entries: Vec<Entry> = self.table().entries.drain().map(|(_, e)| e).collect();
+        for e in entries {
+            match e {
+                Entry::Sink { sink, .. } => sink.sender_failed(err.clone()),
+                Entry::Tx(w) => {
+                    if let Some(tx) = w.upgrade() {
+                        tx.mark_closed(err.clone());
+                    }
+                }
+                Entry::Pending(p) => drop(p),
+            }
+        }
+        self.request_close();
+        self.closing.cancel();
+    }
+
+    /// Handles one frame from the peer.
+    fn dispatch(
+        self: &Arc<Self>,
+        frame: Frame,
+        fds: &mut VecDeque<OwnedFd>,
+        got_hello: &mut bool,
+    ) -> Result<()> {
+        if !*got_hello {
+            if frame.kind != Kind::Hello {
+                return Err(Error::Protocol(format!(
+                    "first frame is {:?}, not HELLO",
+                    frame.kind
+                )));
+            }
+            let h = frame.hello()?;
+            if h.version != wire::VERSION {
+                return Err(Error::Protocol(format!(
+                    "peer speaks protocol version {}, this side {}",
+                    h.version,
+                    wire::VERSION
+                )));
+            }
+            self.peer_max_frame
+                .store(h.max_frame_size as usize, Ordering::Relaxed);
+            *got_hello = true;
+            return Ok(());
+        }
+        match frame.kind {
+            Kind::Hello => Err(Error::Protocol("second HELLO".into())),
+            Kind::Error => Err(Error::Disconnected(format!(
+                "peer reported an error: {}",
+                frame.error_reason()
+            ))),
+            Kind::Credit => {
+                let n = frame.credit()?;
+                let entry = match self.table().entries.get(&frame.chan) {
+                    Some(Entry::Tx(w)) => w.upgrade(),
+                    _ => None,
+                };
+                if let Some(tx) = entry {
+                    let limit = tx.window;
+                    if !tx.grant(n, limit) {
+                        return Err(Error::Protocol(format!(
+                            "CREDIT on channel {} exceeds its window",
+                            frame.chan
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            Kind::Close => {
+                if !frame.body.is_empty() {
+                    return Err(Error::Protocol("CLOSE frame with a body".into()));
+                }
+                let mut t = self.table();
+                let removed = match t.entries.get_mut(&frame.chan) {
+                    Some(Entry::Pending(p)) => {
+                        p.open = false;
+                        None
+                    }
+                    Some(_) => t.entries.remove(&frame.chan),
+                    None => None,
+                };
+                let empty = t.entries.is_empty();
+                drop(t);
+                match removed {
+                    Some(Entry::Sink { sink, .. }) => sink.sender_closed(),
+                    Some(Entry::Tx(w)) => {
+                        if let Some(tx) = w.upgrade() {
+                            tx.mark_closed(Error::Closed("receiver dropped"));
+                        }
+                    }
+                    _ => {}
+                }
+                if empty {
+                    self.maybe_autoclose();
+                }
+                Ok(())
+            }
+            Kind::Msg => self.dispatch_msg(frame, fds),
+        }
+    }
+
+    fn dispatch_msg(self: &Arc<Self>, frame: Frame, fds: &mut VecDeque<OwnedFd>) -> Result<()> {
+        let nfds = usize::from(frame.nfds);
+        if nfds > fds.len() {
+            return Err(Error::Protocol(format!(
+                "MSG on channel {} declares {nfds} fds but {} arrived",
+                frame.chan,
+                fds.len()
+            )));
+        }
+        let msg_fds: Vec<OwnedFd> = fds.drain(..nfds).collect();
+        let (payload, anns) = frame.msg_parts()?;
+        let mut t = self.table();
+        let mut anns_in = Vec::with_capacity(anns.len());
+        for a in &anns {
+            if a.id & 1 == self.parity || a.id <= 1 {
+                return Err(Error::Protocol(format!(
+                    "peer announced channel {} from this side's id space",
+                    a.id
+                )));
+            }
+            if t.entries.contains_key(&a.id) {
+                return Err(Error::Protocol(format!(
+                    "peer announced channel {} twice",
+                    a.id
+                )));
+            }
+            if a.window > self.cfg.max_window {
+                return Err(Error::Protocol(format!(
+                    "channel {} announced with window {} > max_window {}",
+                    a.id, a.window, self.cfg.max_window
+                )));
+            }
+            if t.entries.len() >= self.cfg.max_channels {
+                return Err(Error::Protocol(format!(
+                    "peer exceeded the open-channel limit of {}",
+                    self.cfg.max_channels
+                )));
+            }
+            t.peer_max = t.peer_max.max(a.id);
+            match a.kind {
+                AnnKind::Sender => {
+                    let tx = RemoteTx::new(self.clone(), a.id, a.window);
+                    t.entries.insert(a.id, Entry::Tx(Arc::downgrade(&tx)));
+                    anns_in.push(AnnIn::Tx(tx));
+                }
+                AnnKind::Receiver => {
+                    t.entries.insert(
+                        a.id,
+                        Entry::Pending(Pending {
+                            reg: WireReg::new(self, a.id, a.window),
+                            items: VecDeque::new(),
+                            open: true,
+                        }),
+                    );
+                    anns_in.push(AnnIn::Rx(PendingRx {
+                        conn: self.clone(),
+                        id: a.id,
+                        claimed: false,
+                    }));
+                }
+            }
+        }
+        let chan = frame.chan;
+        let make = |reg: Arc<WireReg>| RawMsg {
+            reg,
+            conn: self.clone(),
+            payload,
+            anns: anns_in,
+            fds: msg_fds,
+        };
+        match t.entries.get_mut(&chan) {
+            Some(Entry::Sink { sink, reg }) => {
+                let (sink, reg) = (sink.clone(), reg.clone());
+                drop(t);
+                if !reg.arrived() {
+                    return Err(Error::Protocol(format!(
+                        "peer exceeded its credit on channel {chan}"
+                    )));
+                }
+                if !sink.push_raw(make(reg.clone())) {
+                    // Receiver gone and the peer has not seen a CLOSE yet.
+                    tracing::trace!(chan, "message for a dropped receiver discarded");
+                    reg.close_from_receiver();
+                }
+                Ok(())
+            }
+            Some(Entry::Pending(p)) => {
+                if !p.reg.arrived() {
+                    return Err(Error::Protocol(format!(
+                        "peer exceeded its credit on channel {chan}"
+                    )));
+                }
+                let reg = p.reg.clone();
+                let raw = make(reg);
+                if let Some(Entry::Pending(p)) = t.entries.get_mut(&chan) {
+                    p.items.push_back(raw);
+                }
+                Ok(())
+            }
+            Some(Entry::Tx(_)) => Err(Error::Protocol(format!(
+                "MSG on channel {chan}, on which this side is the sender"
+            ))),
+            None => {
+                let known = self.known_closed(&t, chan);
+                drop(t);
+                // Drop the message (closing its fds and channels) unlocked.
+                drop(make(Arc::new(WireReg::detached(chan))));
+                if known {
+                    Ok(())
+                } else {
+                    Err(Error::Protocol(format!("MSG on unknown channel id {chan}")))
+                }
+            }
+        }
+    }
+}
+
+/// The chunk new bytes go into: the last one, unless it is sealed (a big
+/// payload) or would exceed the per-sendmsg fd limit.
+fn tail_chunk(chunks: &mut VecDeque<Chunk>, nfds: usize) -> &mut Chunk {
+    let reuse = match chunks.back() {
+        Some(c) => !c.sealed && (nfds == 0 || c.fds.len() + nfds <= wire::MAX_FDS_PER_FRAME),
+        None => false,
+    };
+    if !reuse {
+        chunks.push_back(Chunk::new(Vec::with_capacity(4096)));
+    }
+    match chunks.back_mut() {
+        Some(c) => c,
+        None => unreachable_chunk(),
+    }
+}
+
+#[cold]
+fn unreachable_chunk() -> ! {
+    // A chunk was pushed just above.
+    std::process::abort()
+}
+
+async fn reader_loop(shared: Arc<ConnShared>, mut reader: Reader) {
+    let dec = FrameDecoder::new(shared.cfg.max_frame_size);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
+    let mut got_hello = false;
+    let res: Result<()> = async {
+        loop {
+            while let Some(frame) = dec.decode(&mut buf)? {
+                shared.dispatch(frame, &mut fds, &mut got_hello)?;
+            }
+            let missing = dec.missing(&buf);
+            buf.reserve(missing.max(READ_CHUNK));
+            let n = tokio::select! {
+                r = reader.read(&mut buf, &mut fds) => r.map_err(|e| Error::Disconnected(format!("read failed: {e}")))?,
+                _ = shared.closing.cancelled() => return Ok(()),
+            };
+            if n == 0 {
+                if buf.is_empty() {
+                    return Err(Error::Disconnected("peer closed the connection".into()));
+                }
+                return Err(Error::Protocol(format!(
+                    "connection closed in the middle of a frame ({} bytes of it received)",
+                    buf.len()
+                )));
+            }
+        }
+    }
+    .await;
+    match res {
+        Ok(()) => shared.fail(Error::Disconnected("connection closed".into())),
+        Err(e) => {
+            if let Error::Protocol(reason) = &e {
+                tracing::warn!(%reason, "libchan peer broke the protocol");
+                let mut frame = Vec::new();
+                let reason = reason.as_bytes();
+                let reason = &reason[..reason.len().min(1024)];
+                wire::put_header(&mut frame, Kind::Error, 0, 0, 0, reason.len() as u32);
+                frame.extend_from_slice(reason);
+                shared.push_bytes(&frame, Vec::new());
+            }
+            shared.fail(e);
+        }
+    }
+    // Unclaimed fds that arrived without a frame are closed here.
+    drop(fds);
+}
+
+async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
+    loop {
+        let (mut batch, upto, shutdown) = {
+            let mut out = lock(&shared.out);
+            (std::mem::take(&mut out.chunks), out.pushed, out.shutdown)
+        };
+        if batch.is_empty() {
+            if shutdown {
+                break;
+            }
+            shared.out_ready.notified().await;
+            continue;
+        }
+        if let Err(e) = writer.write_chunks(&mut batch).await {
+            shared.fail(Error::Disconnected(format!("write failed: {e}")));
+            break;
+        }
+        shared.written.send_replace(upto);
+    }
+    writer.shutdown().await;
+    shared.closing.cancel();
+    if shared.failed.get().is_none() {
+        // Closed by us; the reader stops on `closing`.
+        let _ = shared
+            .failed
+            .set(Error::Disconnected("connection closed".into()));
+        shared.fail(Error::Disconnected("connection closed".into()));
+    }
+}
