@@ -17,8 +17,10 @@
 
 pub mod backend;
 pub mod debug;
+pub mod dockerserver;
 pub mod error;
 pub mod fake;
+pub mod stdcopy;
 pub mod suite;
 pub mod types;
 pub mod util;

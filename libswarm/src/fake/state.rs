@@ -423,10 +423,15 @@ impl State {
                 .as_ref()
                 .and_then(|n| n.endpoints_config.clone())
                 .unwrap_or_default();
-            let mode_ep = endpoints.get(&mode).cloned().unwrap_or_default();
+            // "default" is the CLI's name for the network mode's network.
+            let mode_ep = endpoints
+                .get(&mode)
+                .or_else(|| endpoints.get("default"))
+                .cloned()
+                .unwrap_or_default();
             wanted.push((mode.clone(), mode_ep));
             for (net, ep) in endpoints {
-                if net != mode {
+                if net != mode && net != "default" {
                     wanted.push((net, ep));
                 }
             }
