@@ -65,6 +65,16 @@ pub enum CgroupError {
         source: nix::Error,
     },
 
+    /// The kernel refused the eBPF device program.
+    #[error("loading the eBPF device program: {source} (verifier: {log})")]
+    BpfLoad {
+        /// The errno.
+        #[source]
+        source: nix::Error,
+        /// The last line of the verifier log.
+        log: String,
+    },
+
     /// Waiting for a state change (freeze, task exit, rmdir) timed out.
     #[error("timed out: {0}")]
     Timeout(String),

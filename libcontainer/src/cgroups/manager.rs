@@ -504,20 +504,15 @@ impl CgroupManager {
     }
 
     /// SIGKILL every process and wait until the cgroups are empty.
+    ///
+    /// v2's `cgroup.kill` is not used: on the kernel tested (6.18) a
+    /// process later placed with `CLONE_INTO_CGROUP` into a cgroup that was
+    /// once killed that way is SIGKILLed at birth.
     pub fn kill_all(&self) -> Result<()> {
         let start = Instant::now();
         loop {
             if self.pids()?.is_empty() {
                 return Ok(());
-            }
-            if let Some(u) = self
-                .unified
-                .as_ref()
-                .filter(|_| self.mode == CgroupMode::V2)
-            {
-                if self.dir(u).has("cgroup.kill") {
-                    self.dir(u).write("cgroup.kill", "1")?;
-                }
             }
             // Freeze so nothing forks between listing and killing.
             let frozen = self.freeze().is_ok();

@@ -218,8 +218,10 @@ pub fn load_device_program(insns: &[Insn]) -> Result<OwnedFd> {
         Err(e) => {
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
-            tracing::debug!(log = %text, "bpf verifier log");
-            Err(CgroupError::sys("loading the eBPF device program", e))
+            Err(CgroupError::BpfLoad {
+                source: e,
+                log: text.trim().lines().last().unwrap_or_default().to_string(),
+            })
         }
     }
 }

@@ -17,7 +17,8 @@ const BPF_DEVCG_DEV_CHAR: i32 = 2;
 const ALL_ACCESS: u32 = ACCESS_READ | ACCESS_WRITE | ACCESS_MKNOD;
 
 /// One rule's test; jumps to the end of the block when it does not match.
-fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
+/// The flag says the rule matches every access (nothing after it can run).
+fn rule_block(rule: &DeviceRule) -> (Vec<Insn>, bool) {
     // Conditions as (instructions before the jump, jump builder).
     let mut conds: Vec<Vec<Insn>> = Vec::new();
     match rule.kind {
@@ -49,6 +50,7 @@ fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
     if let Some(m) = rule.minor {
         conds.push(vec![jne(5, m as i32, 0)]);
     }
+    let unconditional = conds.is_empty();
     let mut out: Vec<Insn> = conds.into_iter().flatten().collect();
     out.push(mov64_imm(0, i32::from(rule.allow)));
     out.push(exit());
@@ -59,7 +61,7 @@ fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
             insn.off = (len - i - 1) as i16;
         }
     }
-    out
+    (out, unconditional)
 }
 
 /// Compile the rules into a device program.
@@ -73,7 +75,13 @@ pub fn compile(rules: &[DeviceRule]) -> Vec<Insn> {
         ldx_w(5, 8),  // r5 = minor
     ];
     for rule in rules.iter().rev() {
-        prog.extend(rule_block(rule));
+        let (block, unconditional) = rule_block(rule);
+        prog.extend(block);
+        // The verifier rejects unreachable instructions: stop after a rule
+        // that matches everything.
+        if unconditional {
+            return prog;
+        }
     }
     // Nothing matched: deny.
     prog.push(mov64_imm(0, 0));
@@ -84,6 +92,7 @@ pub fn compile(rules: &[DeviceRule]) -> Vec<Insn> {
 /// Load the rules as a program, attach it to `cgroup_dir` and drop the
 /// programs attached there before (an `update` replaces the rules).
 pub(crate) fn apply(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<()> {
+    tracing::debug!(dir = %cgroup_dir.display(), rules = rules.len(), "attaching device program");
     let dir: OwnedFd = std::fs::File::open(cgroup_dir)
         .map_err(|e| CgroupError::io("open", cgroup_dir, e))?
         .into();
