@@ -43,14 +43,15 @@ pub(crate) struct VolumeRecord {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     dir: PathBuf,
+    sync: bool,
 }
 
 impl Store {
-    pub fn open(state_dir: &Path) -> Result<Self> {
+    pub fn open(state_dir: &Path, sync: bool) -> Result<Self> {
         let dir = state_dir.join("volumes");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::sys("creating state directory", &dir, e))?;
-        Ok(Store { dir })
+        Ok(Store { dir, sync })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -93,9 +94,14 @@ impl Store {
         let write = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(&data)?;
-            file.sync_all()?;
+            if self.sync {
+                file.sync_all()?;
+            }
             std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
+            if self.sync {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -133,7 +139,7 @@ mod tests {
     #[test]
     fn save_load_delete_roundtrip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
         store.save(&record("one")).unwrap();
         store.save(&record("two")).unwrap();
         std::fs::write(dir.path().join("volumes/three.tmp"), b"{torn").unwrap();
@@ -149,7 +155,7 @@ mod tests {
     #[test]
     fn corrupt_record_is_a_named_error() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
         std::fs::write(dir.path().join("volumes/bad.json"), b"not json").unwrap();
         let err = store.load_all().unwrap_err().to_string();
         assert!(err.contains("bad.json"), "{err}");

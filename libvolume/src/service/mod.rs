@@ -66,9 +66,18 @@ pub struct VolumeServiceBuilder {
     drivers: Vec<Arc<dyn VolumeDriver>>,
     liveness: Arc<dyn Liveness>,
     discovery: Option<PluginDiscovery>,
+    sync_state: bool,
 }
 
 impl VolumeServiceBuilder {
+    /// Whether state writes are fsynced (default true). Without it a write
+    /// is still atomic (rename) but a power loss may lose the last changes;
+    /// worth it only when the state directory is on tmpfs or expendable.
+    pub fn sync_state(mut self, sync: bool) -> Self {
+        self.sync_state = sync;
+        self
+    }
+
     /// Registers a driver under its [`VolumeDriver::name`].
     pub fn driver(mut self, driver: Arc<dyn VolumeDriver>) -> Self {
         self.drivers.push(driver);
@@ -90,7 +99,7 @@ impl VolumeServiceBuilder {
     /// Opens the state directory and restores volumes: references of dead
     /// callers are dropped and mounts nobody holds any more are unmounted.
     pub async fn build(self) -> Result<VolumeService> {
-        let store = Store::open(&self.state_dir)?;
+        let store = Store::open(&self.state_dir, self.sync_state)?;
         let drivers = self
             .drivers
             .into_iter()
@@ -153,6 +162,7 @@ impl VolumeService {
             drivers: Vec::new(),
             liveness: Arc::new(ProcLiveness::default()),
             discovery: None,
+            sync_state: true,
         }
     }
 
