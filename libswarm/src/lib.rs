@@ -17,6 +17,7 @@
 
 pub mod backend;
 pub mod debug;
+pub mod dockerclient;
 pub mod dockerserver;
 pub mod error;
 pub mod fake;
