@@ -25,13 +25,21 @@ pub const DEFAULT_ROOT: &str = "/run/berth";
 /// Why `create` failed. Nothing is left behind: no process, mount or state.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
-    /// config.json could not be read or parsed.
+    /// config.json could not be read.
     #[error("{path:?}: {source}")]
-    Spec {
+    SpecRead {
         /// The config path.
         path: PathBuf,
         /// Why.
-        source: oci_spec::OciSpecError,
+        source: std::io::Error,
+    },
+    /// config.json is not a valid runtime spec.
+    #[error("{path:?}: {source}")]
+    SpecParse {
+        /// The config path.
+        path: PathBuf,
+        /// Why, with line and column.
+        source: serde_json::Error,
     },
     /// A namespace entry is wrong.
     #[error(transparent)]
@@ -181,7 +189,7 @@ impl ContainerBuilder {
             Some(s) => s,
             None => {
                 let path = bundle.join("config.json");
-                Spec::load(&path).map_err(|source| CreateError::Spec { path, source })?
+                load_spec(&path)?
             }
         };
         if spec
@@ -416,6 +424,19 @@ fn create_inner(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Read and parse a config.json, keeping serde's message (field, line,
+/// column) in the error.
+pub fn load_spec(path: &Path) -> Result<Spec, CreateError> {
+    let bytes = std::fs::read(path).map_err(|source| CreateError::SpecRead {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| CreateError::SpecParse {
+        path: path.into(),
+        source,
+    })
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {

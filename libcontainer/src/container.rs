@@ -42,6 +42,14 @@ pub enum ContainerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The init failed between `start` and exec (startContainer hook, exec).
+    #[error("start container {id}: {msg}")]
+    StartFailed {
+        /// Container id.
+        id: String,
+        /// The init's message.
+        msg: String,
+    },
     /// The init did not die after SIGKILL.
     #[error("container {0}: the init did not exit after SIGKILL")]
     Unkillable(String),
@@ -184,8 +192,36 @@ impl Container {
         if n != 1 {
             return Err(start_err(std::io::Error::last_os_error()));
         }
+        // The init's fifo fd closes at exec (or exit): then this writer
+        // sees POLLERR. Whatever the init left in the fifo is its error.
+        let mut p = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; retried on EINTR.
+        while unsafe { libc::poll(&mut p, 1, -1) } < 0
+            && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {}
+        let failure = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo)
+            .ok()
+            .and_then(|mut r| {
+                let mut buf = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut r, &mut buf);
+                buf.strip_prefix(b"E")
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+            });
         drop(f);
         std::fs::remove_file(&fifo).map_err(start_err)?;
+        if let Some(msg) = failure {
+            return Err(ContainerError::StartFailed {
+                id: self.id().into(),
+                msg,
+            });
+        }
         self.state.oci.status = Status::Running;
         self.state.write(&self.dir)?;
         let hooks = self.state.hooks.poststart.clone();

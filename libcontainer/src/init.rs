@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use oci_spec::runtime::Hook;
@@ -173,7 +173,18 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
     // SAFETY: umask never fails.
     unsafe { libc::umask(0) };
     if plan.setup_rootfs {
-        rootfs::prepare(&s, plan)?;
+        let root = rootfs::prepare(&s, plan)?;
+        rootfs::write_sysctls(&s, root.as_fd(), plan)?;
+        rootfs::protect_paths(&s, root.as_fd(), plan)?;
+    } else {
+        for (path, value) in &plan.sysctl {
+            std::fs::write(std::ffi::OsStr::from_bytes(path.to_bytes()), value).map_err(
+                |source| InitError::Sys {
+                    what: format!("linux.sysctl: write {}", path.to_string_lossy()),
+                    source,
+                },
+            )?;
+        }
     }
     // The fifo lives on the host: open it before the host goes away.
     // O_RDWR never blocks and keeps a writer, so read() waits for `start`.
@@ -205,14 +216,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
     }
     if let Some(d) = &plan.domainname {
         sys("domainname", s.setdomainname(d))?;
-    }
-    for (path, value) in &plan.sysctl {
-        std::fs::write(std::ffi::OsStr::from_bytes(path.to_bytes()), value).map_err(|source| {
-            InitError::Sys {
-                what: format!("linux.sysctl: write {}", path.to_string_lossy()),
-                source,
-            }
-        })?;
     }
     for r in &plan.process.rlimits {
         let lim = libc::rlimit {
@@ -256,6 +259,8 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
     for e in ctx.extensions {
         e.after_user_change().map_err(InitError::Extension)?;
     }
+    // Like runc: a missing or non-executable command fails `create`.
+    let exe = find_executable(plan)?;
     // Only stdio (and fds the caller passed on purpose) survive exec.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
     unsafe {
@@ -284,12 +289,38 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
             source: e,
         });
     }
-    drop(fifo);
-    hooks::run("startContainer", ctx.start_container, &state_json)?;
-    for e in ctx.extensions {
-        e.before_exec().map_err(InitError::Extension)?;
+    // From here a failure is reported to `start` through the fifo: it
+    // waits until our fifo fd closes (exec or exit) and reads what is left.
+    let err = match hooks::run("startContainer", ctx.start_container, &state_json) {
+        Err(e) => InitError::Hook(e),
+        Ok(()) => match ctx.extensions.iter().try_for_each(|e| e.before_exec()) {
+            Err(e) => InitError::Extension(e),
+            Ok(()) => exec(plan, exe),
+        },
+    };
+    let msg = format!("E{err}");
+    // SAFETY: writing a valid buffer to our open fifo fd.
+    unsafe { libc::write(fifo.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    Err(err)
+}
+
+/// The first of the PATH candidates that exists and is executable.
+fn find_executable(plan: &InitPlan) -> Result<&CString, InitError> {
+    let mut best = None;
+    for path in &plan.process.exec_paths {
+        // SAFETY: a valid C string path.
+        if unsafe { libc::access(path.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(path);
+        }
+        let e = io::Error::last_os_error();
+        if best.is_none() || e.raw_os_error() != Some(libc::ENOENT) {
+            best = Some(e);
+        }
     }
-    Err(exec(plan))
+    Err(InitError::Exec {
+        arg0: plan.process.args[0].to_string_lossy().into_owned(),
+        source: best.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT)),
+    })
 }
 
 fn change_user(plan: &InitPlan) -> Result<(), InitError> {
@@ -317,7 +348,7 @@ fn change_user(plan: &InitPlan) -> Result<(), InitError> {
     )
 }
 
-fn exec(plan: &InitPlan) -> InitError {
+fn exec(plan: &InitPlan, exe: &CString) -> InitError {
     let p = &plan.process;
     let mut argv: Vec<*const libc::c_char> = p.args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -331,18 +362,10 @@ fn exec(plan: &InitPlan) -> InitError {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-    let mut best: Option<io::Error> = None;
-    for path in &p.exec_paths {
-        // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        let e = io::Error::last_os_error();
-        // Like execvp: remember an error more telling than ENOENT.
-        if best.is_none() || e.raw_os_error() != Some(libc::ENOENT) {
-            best = Some(e);
-        }
-    }
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
+    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     InitError::Exec {
         arg0: p.args[0].to_string_lossy().into_owned(),
-        source: best.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT)),
+        source: io::Error::last_os_error(),
     }
 }

@@ -152,13 +152,45 @@ pub fn prepare<S: Syscall>(s: &S, plan: &InitPlan) -> Result<OwnedFd, RootfsErro
         mount_one(s, root_fd, m, &plan.cgroups)?;
     }
     create_devices(s, root_fd, plan)?;
+    Ok(root)
+}
+
+/// linux.sysctl, written through the container's new /proc before
+/// readonlyPaths makes /proc/sys read-only.
+pub fn write_sysctls<S: Syscall>(
+    s: &S,
+    root: BorrowedFd<'_>,
+    plan: &InitPlan,
+) -> Result<(), RootfsError> {
+    for (path, value) in &plan.sysctl {
+        let fd = sys(
+            "linux.sysctl: open",
+            path,
+            s.open_in_root(root, &rel(path), libc::O_WRONLY),
+        )?;
+        let f = std::fs::File::from(fd);
+        sys(
+            "linux.sysctl: write",
+            path,
+            std::io::Write::write_all(&mut &f, value),
+        )?;
+    }
+    Ok(())
+}
+
+/// linux.maskedPaths and linux.readonlyPaths.
+pub fn protect_paths<S: Syscall>(
+    s: &S,
+    root: BorrowedFd<'_>,
+    plan: &InitPlan,
+) -> Result<(), RootfsError> {
     for p in &plan.masked_paths {
-        mask(s, root_fd, p)?;
+        mask(s, root, p)?;
     }
     for p in &plan.readonly_paths {
-        readonly(s, root_fd, p)?;
+        readonly(s, root, p)?;
     }
-    Ok(root)
+    Ok(())
 }
 
 fn cwd_fd() -> BorrowedFd<'static> {
