@@ -146,6 +146,17 @@ impl SeccompProgram {
             }
         }
 
+        let filter = export(&ctx)?;
+        Self::assemble(spec, filter, uses_notify)
+    }
+
+    /// Builds the program around an exported `filter` (also used for cache
+    /// hits): the listener, the flags and the length check.
+    pub(super) fn assemble(
+        spec: &LinuxSeccomp,
+        filter: Vec<libc::sock_filter>,
+        uses_notify: bool,
+    ) -> Result<Self, SeccompError> {
         let listener = match (uses_notify, spec.listener_path()) {
             (false, _) => None,
             (true, None) => {
@@ -160,7 +171,6 @@ impl SeccompProgram {
             }),
         };
         let flags = filter_flags(spec.flags().as_deref(), uses_notify);
-        let filter = export(&ctx)?;
         if filter.len() > BPF_MAXINSNS {
             return Err(SeccompError::invalid(
                 "linux.seccomp",
@@ -192,9 +202,18 @@ impl SeccompProgram {
         self.listener.as_ref()
     }
 
-    pub(super) fn filter(&self) -> &[libc::sock_filter] {
+    /// The BPF instructions.
+    pub fn filter(&self) -> &[libc::sock_filter] {
         &self.filter
     }
+}
+
+/// Whether any rule uses `SCMP_ACT_NOTIFY` (the default action cannot).
+pub(super) fn uses_notify(spec: &LinuxSeccomp) -> bool {
+    spec.syscalls()
+        .iter()
+        .flatten()
+        .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
 }
 
 /// libseccomp may add a rule on several arguments of one syscall only when
@@ -374,6 +393,11 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.read_to_end(&mut bytes))
         .map_err(SeccompError::Export)?;
+    from_bytes(&bytes)
+}
+
+/// Decodes native-endian `struct sock_filter`s.
+pub(super) fn from_bytes(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, SeccompError> {
     const INSN: usize = std::mem::size_of::<libc::sock_filter>();
     if bytes.len() % INSN != 0 {
         return Err(SeccompError::Export(std::io::Error::other(format!(

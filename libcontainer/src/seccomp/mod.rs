@@ -37,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 pub(crate) mod compile;
 mod load;
 pub mod notify;
