@@ -11,25 +11,32 @@
 //!
 //! # How the core uses this
 //!
-//! 1. **Before fork**: `CgroupConfig::from_spec(linux, id)` then
+//! The simplest way is [`CgroupExtension`], a
+//! [`CreateExtension`](crate::CreateExtension) for
+//! [`ContainerBuilder::create_extension`](crate::ContainerBuilder::create_extension):
+//! it does steps 1–3 below, and later commands reload the manager with
+//! [`CgroupManager::from_container`]. By hand:
+//!
+//! 1. **Before clone**: `CgroupConfig::from_spec(linux, id)` then
 //!    [`CgroupManager::create`]: directories are made (parents too) and every
 //!    limit is written before the container process exists, so tiny limits
 //!    (pids 1, 4 MiB of memory) hold from its first instruction.
-//! 2. **Placing the process**: on a host with a unified hierarchy, pass
-//!    [`CgroupManager::unified_dir_fd`] to `clone3` with `CLONE_INTO_CGROUP`;
-//!    on v1 and hybrid hosts also call [`CgroupManager::add_pid_v1`] (or simply
-//!    [`CgroupManager::add_pid`] for every hierarchy) with the child's pid
-//!    before releasing it to exec. The pids limit counts the container's
+//! 2. **Placing the process**: pass [`CgroupManager::unified_dir_fd`] (on a
+//!    v2 or hybrid host) to `clone3` with `CLONE_INTO_CGROUP`; then, before
+//!    the init goes on, call [`CgroupManager::add_pid`] (every hierarchy; a
+//!    no-op write for the unified one it is already in) or
+//!    [`CgroupManager::add_pid_v1`]. The pids limit counts the container's
 //!    init: do not fork helpers inside the cgroup.
 //! 3. **State**: the manager is `Serialize`/`Deserialize`; store it in the
-//!    container's state and reload it in later CLI invocations.
+//!    container's state ([`STATE_KEY`]) and reload it in later invocations.
 //! 4. **Operations**: [`freeze`](CgroupManager::freeze) /
 //!    [`thaw`](CgroupManager::thaw) for pause/resume,
 //!    [`update`](CgroupManager::update), [`stats`](CgroupManager::stats),
 //!    [`pids`](CgroupManager::pids) for `ps`,
 //!    [`oom_watcher`](CgroupManager::oom_watcher) for `events`.
-//! 5. **Delete**: [`CgroupManager::delete`] with `kill: true` SIGKILLs what is
-//!    left, then removes every directory it created.
+//! 5. **Delete**: after the container's processes are gone,
+//!    [`CgroupManager::delete`] (with `kill: true` it SIGKILLs what is left
+//!    first) removes every directory it created.
 //!
 //! ```no_run
 //! use libcontainer::cgroups::{CgroupConfig, CgroupManager, DeleteOptions};
@@ -56,6 +63,7 @@ mod detect;
 mod devices;
 mod dir;
 mod error;
+mod extension;
 mod fs;
 mod manager;
 mod oom;
@@ -69,6 +77,7 @@ pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};
 pub use detect::{CgroupMode, Hierarchies, OwnCgroups, Placement, UnifiedMount, V1Mount};
 pub use devices::{container_rules, default_rules, DeviceKind, DeviceRule};
 pub use error::{CgroupError, Result};
+pub use extension::{CgroupExtension, STATE_KEY};
 pub use fs::{CgroupFs, MemFs, RealFs};
 pub use manager::{hugepage_sizes, CgroupManager, DeleteOptions};
 pub use oom::{OomEvent, OomWatcher};
