@@ -1,0 +1,220 @@
+//! Root tests of the bridge driver, each in its own fake host.
+
+mod common;
+
+use std::net::IpAddr;
+
+use common::*;
+use hickory_proto::rr::RecordType;
+use libnetwork::{EndpointConfig, NetworkConfig, PortMapping, Proto, SandboxConfig};
+
+fn v4(ep: &libnetwork::EndpointInfo) -> IpAddr {
+    ep.addresses
+        .iter()
+        .find(|a| a.addr().is_ipv4())
+        .unwrap()
+        .addr()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sandboxes_talk_and_resolve_each_other() {
+    if !is_root() {
+        return;
+    }
+    let fh = FakeHost::new().await;
+    let ctl = fh.ctl();
+    let net = ctl
+        .create_network(NetworkConfig::builder("front", "bridge").build())
+        .await
+        .unwrap();
+    assert_eq!(net.subnets[0].subnet.to_string(), "172.17.0.0/16");
+    let a = ctl.create_sandbox(SandboxConfig::new("a")).await.unwrap();
+    let b = ctl.create_sandbox(SandboxConfig::new("b")).await.unwrap();
+    let ea = ctl
+        .attach("front", &a.id, EndpointConfig::builder("alpha").build())
+        .await
+        .unwrap();
+    let eb = ctl
+        .attach(
+            "front",
+            &b.id,
+            EndpointConfig::builder("beta").alias("db").build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ea.ifname.as_deref(), Some("eth0"));
+    let (na, nb) = (ns_of(&a.netns_path), ns_of(&b.netns_path));
+    serve_tcp(&nb, addr(v4(&eb), 7000), "hello from beta");
+    assert_eq!(
+        tcp_get(&na, addr(v4(&eb), 7000)).unwrap(),
+        "hello from beta"
+    );
+    // Names and aliases resolve as soon as join returned.
+    let (ans, _) = dns_query(&na, "beta", RecordType::A);
+    assert_eq!(ans, vec![v4(&eb).to_string()]);
+    let (ans, _) = dns_query(&na, "db.", RecordType::A);
+    assert_eq!(ans, vec![v4(&eb).to_string()]);
+    let (ans, _) = dns_query(&nb, "alpha", RecordType::A);
+    assert_eq!(ans, vec![v4(&ea).to_string()]);
+    let IpAddr::V4(b4) = v4(&eb) else {
+        unreachable!()
+    };
+    let o = b4.octets();
+    let (ans, _) = dns_query(
+        &na,
+        &format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0]),
+        RecordType::PTR,
+    );
+    assert_eq!(ans, vec!["beta.".to_string()]);
+    // Unknown names go upstream; with none configured that is SERVFAIL.
+    let (ans, rcode) = dns_query(&na, "nothing.example.", RecordType::A);
+    assert!(ans.is_empty());
+    assert_eq!(rcode, "ServFail");
+    let resolv = std::fs::read_to_string(ctl.resolv_conf_path(&a.id)).unwrap();
+    assert!(resolv.contains("nameserver 127.0.0.11"));
+    // Leave: the name is gone and the address comes back to the pool.
+    ctl.detach(&eb.id).await.unwrap();
+    let (ans, _) = dns_query(&na, "beta", RecordType::A);
+    assert!(ans.is_empty(), "{ans:?}");
+    ctl.delete_sandbox(&b.id).await.unwrap();
+    ctl.delete_sandbox(&a.id).await.unwrap();
+    ctl.delete_endpoint(&ea.id).await.unwrap();
+    ctl.settle().await;
+    ctl.delete_network("front").await.unwrap();
+    assert!(
+        !fh.host_links()
+            .iter()
+            .any(|l| l.starts_with("br-") || l.starts_with("veth")),
+        "{:?}",
+        fh.host_links()
+    );
+    assert!(std::fs::read_dir(fh.state.path().join("netns"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_ports_answer_from_host_outside_and_hairpin() {
+    if !is_root() {
+        return;
+    }
+    let fh = FakeHost::new().await;
+    let ctl = fh.ctl();
+    ctl.create_network(
+        NetworkConfig::builder("pub", "bridge")
+            .subnet("10.40.0.0/24".parse().unwrap())
+            .build(),
+    )
+    .await
+    .unwrap();
+    let sb = ctl.create_sandbox(SandboxConfig::new("web")).await.unwrap();
+    let ep = ctl
+        .attach(
+            "pub",
+            &sb.id,
+            EndpointConfig::builder("web")
+                .port(PortMapping::new(Proto::Tcp, 8080, 80))
+                .port(PortMapping {
+                    host_port_end: Some(9002),
+                    ..PortMapping::new(Proto::Tcp, 9000, 7000)
+                })
+                .build(),
+        )
+        .await
+        .unwrap();
+    let ns = ns_of(&sb.netns_path);
+    serve_tcp(&ns, addr(v4(&ep), 80), "web");
+    serve_tcp(&ns, addr(v4(&ep), 7001), "range");
+    let host_ip: IpAddr = HOST_IP.parse().unwrap();
+    assert_eq!(
+        tcp_get(&fh.outside.ns(), addr(host_ip, 8080)).unwrap(),
+        "web",
+        "from the outside"
+    );
+    assert_eq!(
+        tcp_get(&fh.host.ns(), addr(host_ip, 8080)).unwrap(),
+        "web",
+        "from the host"
+    );
+    assert_eq!(
+        tcp_get(&fh.outside.ns(), addr(host_ip, 9001)).unwrap(),
+        "range",
+        "port range"
+    );
+    assert_eq!(tcp_get(&ns, addr(host_ip, 8080)).unwrap(), "web", "hairpin");
+    // The port is taken for everybody else.
+    let other = ctl
+        .create_sandbox(SandboxConfig::new("other"))
+        .await
+        .unwrap();
+    let err = ctl
+        .attach(
+            "pub",
+            &other.id,
+            EndpointConfig::builder("other")
+                .port(PortMapping::new(Proto::Tcp, 8080, 81))
+                .build(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tcp/8080"), "{err}");
+    // Leaving withdraws the rules at once.
+    ctl.detach(&ep.id).await.unwrap();
+    assert!(tcp_get(&fh.outside.ns(), addr(host_ip, 8080)).is_err());
+    assert!(!fh.nft_list().contains("dnat ip to"), "{}", fh.nft_list());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_network_has_no_way_out_and_networks_are_isolated() {
+    if !is_root() {
+        return;
+    }
+    let fh = FakeHost::new().await;
+    let ctl = fh.ctl();
+    ctl.create_network(NetworkConfig::builder("open", "bridge").build())
+        .await
+        .unwrap();
+    ctl.create_network(
+        NetworkConfig::builder("closed", "bridge")
+            .internal(true)
+            .build(),
+    )
+    .await
+    .unwrap();
+    ctl.create_network(NetworkConfig::builder("other", "bridge").build())
+        .await
+        .unwrap();
+    let s1 = ctl.create_sandbox(SandboxConfig::new("s1")).await.unwrap();
+    let s2 = ctl.create_sandbox(SandboxConfig::new("s2")).await.unwrap();
+    let s3 = ctl.create_sandbox(SandboxConfig::new("s3")).await.unwrap();
+    let e1 = ctl
+        .attach("open", &s1.id, EndpointConfig::builder("s1").build())
+        .await
+        .unwrap();
+    let _e2 = ctl
+        .attach("closed", &s2.id, EndpointConfig::builder("s2").build())
+        .await
+        .unwrap();
+    let e3 = ctl
+        .attach("other", &s3.id, EndpointConfig::builder("s3").build())
+        .await
+        .unwrap();
+    let outside_ip: IpAddr = OUTSIDE_IP.parse().unwrap();
+    serve_tcp(&fh.outside.ns(), addr(outside_ip, 5000), "outside");
+    // An ordinary network gets out (masqueraded) ...
+    assert_eq!(
+        tcp_get(&ns_of(&s1.netns_path), addr(outside_ip, 5000)).unwrap(),
+        "outside"
+    );
+    // ... an internal one does not.
+    assert!(tcp_get(&ns_of(&s2.netns_path), addr(outside_ip, 5000)).is_err());
+    // Two networks cannot reach each other.
+    serve_tcp(&ns_of(&s3.netns_path), addr(v4(&e3), 6000), "s3");
+    serve_tcp(&ns_of(&s1.netns_path), addr(v4(&e1), 6000), "s1");
+    assert!(tcp_get(&ns_of(&s1.netns_path), addr(v4(&e3), 6000)).is_err());
+    assert!(tcp_get(&ns_of(&s3.netns_path), addr(v4(&e1), 6000)).is_err());
+    // And names of other networks are not visible.
+    let (ans, _) = dns_query(&ns_of(&s1.netns_path), "s3", RecordType::A);
+    assert!(ans.is_empty());
+}
