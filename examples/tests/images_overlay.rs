@@ -1,0 +1,189 @@
+//! Root tests: busybox imported from Debian's busybox-static, stacked
+//! with a real overlayfs mount per container, whiteouts as overlayfs sees
+//! them, and cleanup by the guard even when the test fails midway.
+
+use std::fs;
+use std::path::Path;
+
+use examples::images::{import_busybox, sha256_of, ImageStore, OverlayMount, BUSYBOX_IMAGE};
+
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("skipping {test}: needs root (mount, mknod, trusted.* xattrs)");
+    false
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = path.display().to_string();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(p.as_str()))
+}
+
+#[test]
+fn busybox_overlay_rootfs_takes_writes_in_upper_only() {
+    if !root_or_skip("busybox_overlay_rootfs_takes_writes_in_upper_only") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+    let id = import_busybox(&store).unwrap();
+    assert_eq!(store.image_id(BUSYBOX_IMAGE).unwrap(), id);
+    let config = store.runtime_config("busybox").unwrap();
+    assert_eq!(config.cmd, ["sh"]);
+    assert!(config.env.iter().any(|e| e.starts_with("PATH=")));
+    let inspect = store.inspect("busybox").unwrap();
+    assert!(
+        inspect.size > 500_000,
+        "busybox is in the layer: {}",
+        inspect.size
+    );
+
+    let container = dir.path().join("c1");
+    let mount = store.mount("busybox", &container).unwrap();
+    let rootfs = mount.rootfs();
+    assert!(is_mounted(&rootfs));
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert!(fs::symlink_metadata(rootfs.join("bin/sh"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    fs::write(rootfs.join("tmp/hello"), b"written in the container").unwrap();
+    fs::remove_file(rootfs.join("etc/hosts")).unwrap();
+    assert_eq!(
+        fs::read(mount.upper().join("tmp/hello")).unwrap(),
+        b"written in the container"
+    );
+    let layer = &store.layer_dirs("busybox").unwrap()[0];
+    assert!(
+        !layer.join("tmp/hello").exists(),
+        "the shared layer is untouched"
+    );
+    assert!(
+        layer.join("etc/hosts").exists(),
+        "a delete is a whiteout in upper"
+    );
+
+    // A second container sees the pristine image.
+    let other = store.mount("busybox", &dir.path().join("c2")).unwrap();
+    assert!(!other.rootfs().join("tmp/hello").exists());
+    assert!(other.rootfs().join("etc/hosts").exists());
+    drop(other);
+
+    mount.unmount().unwrap();
+    assert!(!is_mounted(&rootfs));
+    assert!(!container.exists());
+}
+
+#[test]
+fn guard_unmounts_and_removes_on_panic() {
+    if !root_or_skip("guard_unmounts_and_removes_on_panic") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+    import_busybox(&store).unwrap();
+    let container = dir.path().join("c");
+    let merged = container.join("merged");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mount = store.mount("busybox", &container).unwrap();
+        assert!(is_mounted(&mount.rootfs()));
+        panic!("a failing test step");
+    }));
+    assert!(result.is_err());
+    assert!(!is_mounted(&merged));
+    assert!(!container.exists());
+    // A mount kept past its guard is cleaned up by path.
+    let kept = store.mount("busybox", &container).unwrap().keep();
+    assert!(is_mounted(&merged));
+    OverlayMount::cleanup(&kept).unwrap();
+    assert!(!is_mounted(&merged) && !container.exists());
+}
+
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(if name.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mode(if name.ends_with('/') { 0o755 } else { 0o644 });
+        h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn whiteouts_hide_lower_files_through_overlayfs() {
+    if !root_or_skip("whiteouts_hide_lower_files_through_overlayfs") {
+        return;
+    }
+    let base = tar_of(&[
+        ("etc/", b""),
+        ("etc/keep", b"k"),
+        ("etc/gone", b"g"),
+        ("cache/", b""),
+        ("cache/old", b"o"),
+    ]);
+    let top = tar_of(&[
+        ("etc/.wh.gone", b""),
+        ("cache/.wh..wh..opq", b""),
+        ("cache/new", b"n"),
+    ]);
+    let diff_ids = [sha256_of(&base).to_string(), sha256_of(&top).to_string()];
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha256_of(&config).digest());
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": config_name, "RepoTags": ["wh:1"], "Layers": ["a/layer.tar", "b/layer.tar"]}
+    ]))
+    .unwrap();
+    let archive = tar_of(&[
+        ("manifest.json", &manifest),
+        (&config_name, &config),
+        ("a/layer.tar", &base),
+        ("b/layer.tar", &top),
+    ]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+    store.load(&archive[..]).unwrap();
+    let top_dir = &store.layer_dirs("wh:1").unwrap()[1];
+    let meta = fs::symlink_metadata(top_dir.join("etc/gone")).unwrap();
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(
+        meta.file_type().is_char_device() && meta.rdev() == 0,
+        "0/0 char device"
+    );
+    assert_eq!(
+        xattr::get(top_dir.join("cache"), "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
+        Some(&b"y"[..])
+    );
+
+    let mount = store.mount("wh:1", &dir.path().join("c")).unwrap();
+    let root = mount.rootfs();
+    assert!(root.join("etc/keep").exists());
+    assert!(
+        !root.join("etc/gone").exists(),
+        "whiteout hides the lower file"
+    );
+    assert!(
+        !root.join("cache/old").exists(),
+        "opaque dir hides the lower dir's content"
+    );
+    assert!(root.join("cache/new").exists());
+}
