@@ -218,3 +218,110 @@ async fn internal_network_has_no_way_out_and_networks_are_isolated() {
     let (ans, _) = dns_query(&ns_of(&s1.netns_path), "s3", RecordType::A);
     assert!(ans.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_network_carries_ipv6_and_answers_aaaa() {
+    if !is_root() {
+        return;
+    }
+    let fh = FakeHost::new().await;
+    let ctl = fh.ctl();
+    let net = ctl
+        .create_network(
+            NetworkConfig::builder("dual", "bridge")
+                .subnet("10.41.0.0/24".parse().unwrap())
+                .subnet("fd00:41::/64".parse().unwrap())
+                .mtu(1400)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(net.subnets.len(), 2);
+    let a = ctl.create_sandbox(SandboxConfig::new("a6")).await.unwrap();
+    let b = ctl.create_sandbox(SandboxConfig::new("b6")).await.unwrap();
+    let _ea = ctl
+        .attach("dual", &a.id, EndpointConfig::builder("a6").build())
+        .await
+        .unwrap();
+    let eb = ctl
+        .attach(
+            "dual",
+            &b.id,
+            EndpointConfig::builder("b6")
+                .ipv6("fd00:41::99".parse().unwrap())
+                .build(),
+        )
+        .await
+        .unwrap();
+    let b6: IpAddr = "fd00:41::99".parse().unwrap();
+    assert!(eb.addresses.iter().any(|a| a.addr() == b6));
+    serve_tcp(&ns_of(&b.netns_path), addr(b6, 7100), "six");
+    assert_eq!(
+        tcp_get(&ns_of(&a.netns_path), addr(b6, 7100)).unwrap(),
+        "six"
+    );
+    let (ans, _) = dns_query(&ns_of(&a.netns_path), "b6", RecordType::AAAA);
+    assert_eq!(ans, vec!["fd00:41::99".to_string()]);
+    // The MTU reached the sandbox's interface.
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", a.netns_path.display()))
+        .args(["ip", "-o", "link", "show", "eth0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mtu 1400"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_are_forwarded_to_a_host_loopback_upstream() {
+    if !is_root() {
+        return;
+    }
+    let mut fh = FakeHost::new().await;
+    // A stand-in for systemd-resolved on 127.0.0.53 inside the fake host:
+    // unreachable from the sandbox, reachable from the host namespace.
+    let upstream = fh
+        .host
+        .ns()
+        .run(|| std::net::UdpSocket::bind("127.0.0.53:53"))
+        .unwrap()
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = upstream.recv_from(&mut buf) {
+            let q = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+            let mut r = hickory_proto::op::Message::response(q.metadata.id, q.metadata.op_code);
+            let query = q.queries[0].clone();
+            r.add_query(query.clone());
+            r.add_answer(hickory_proto::rr::Record::from_rdata(
+                query.name().clone(),
+                60,
+                hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(
+                    "192.0.2.7".parse().unwrap(),
+                )),
+            ));
+            let _ = upstream.send_to(&r.to_vec().unwrap(), peer);
+        }
+    });
+    fh.ctl.take();
+    fh.ctl = Some(
+        libnetwork::Controller::new(
+            fh.config()
+                .dns_upstreams(vec!["127.0.0.53:53".parse().unwrap()]),
+        )
+        .await
+        .unwrap(),
+    );
+    let ctl = fh.ctl();
+    ctl.create_network(NetworkConfig::builder("fw", "bridge").build())
+        .await
+        .unwrap();
+    let s = ctl.create_sandbox(SandboxConfig::new("q")).await.unwrap();
+    ctl.attach("fw", &s.id, EndpointConfig::builder("q").build())
+        .await
+        .unwrap();
+    let (ans, rcode) = dns_query(&ns_of(&s.netns_path), "www.example.test.", RecordType::A);
+    assert_eq!(
+        (ans, rcode.as_str()),
+        (vec!["192.0.2.7".to_string()], "NoError")
+    );
+}
