@@ -700,32 +700,34 @@ impl ConnShared {
         }
         let msg_fds: Vec<OwnedFd> = fds.drain(..nfds).collect();
         let (payload, anns) = frame.msg_parts()?;
-        let mut t = self.table();
+        // Declared before the table guard so that, on any early return, the
+        // guard is released first: dropping announced handles locks again.
         let mut anns_in = Vec::with_capacity(anns.len());
+        let mut t = self.table();
         for a in &anns {
-            if a.id & 1 == self.parity || a.id <= 1 {
-                return Err(Error::Protocol(format!(
+            let problem = if a.id & 1 == self.parity || a.id <= 1 {
+                Some(format!(
                     "peer announced channel {} from this side's id space",
                     a.id
-                )));
-            }
-            if t.entries.contains_key(&a.id) {
-                return Err(Error::Protocol(format!(
-                    "peer announced channel {} twice",
-                    a.id
-                )));
-            }
-            if a.window > self.cfg.max_window {
-                return Err(Error::Protocol(format!(
+                ))
+            } else if t.entries.contains_key(&a.id) {
+                Some(format!("peer announced channel {} twice", a.id))
+            } else if a.window > self.cfg.max_window {
+                Some(format!(
                     "channel {} announced with window {} > max_window {}",
                     a.id, a.window, self.cfg.max_window
-                )));
-            }
-            if t.entries.len() >= self.cfg.max_channels {
-                return Err(Error::Protocol(format!(
+                ))
+            } else if t.entries.len() >= self.cfg.max_channels {
+                Some(format!(
                     "peer exceeded the open-channel limit of {}",
                     self.cfg.max_channels
-                )));
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                drop(t);
+                return Err(Error::Protocol(p));
             }
             t.peer_max = t.peer_max.max(a.id);
             match a.kind {
@@ -752,11 +754,11 @@ impl ConnShared {
             }
         }
         let chan = frame.chan;
-        let make = |reg: Arc<WireReg>| RawMsg {
+        let raw = |reg: Arc<WireReg>, anns: Vec<AnnIn>| RawMsg {
             reg,
             conn: self.clone(),
             payload,
-            anns: anns_in,
+            anns,
             fds: msg_fds,
         };
         match t.entries.get_mut(&chan) {
@@ -768,7 +770,7 @@ impl ConnShared {
                         "peer exceeded its credit on channel {chan}"
                     )));
                 }
-                if !sink.push_raw(make(reg.clone())) {
+                if !sink.push_raw(raw(reg.clone(), anns_in)) {
                     // Receiver gone and the peer has not seen a CLOSE yet.
                     tracing::trace!(chan, "message for a dropped receiver discarded");
                     reg.close_from_receiver();
@@ -777,25 +779,26 @@ impl ConnShared {
             }
             Some(Entry::Pending(p)) => {
                 if !p.reg.arrived() {
+                    drop(t);
                     return Err(Error::Protocol(format!(
                         "peer exceeded its credit on channel {chan}"
                     )));
                 }
-                let reg = p.reg.clone();
-                let raw = make(reg);
-                if let Some(Entry::Pending(p)) = t.entries.get_mut(&chan) {
-                    p.items.push_back(raw);
-                }
+                let msg = raw(p.reg.clone(), anns_in);
+                p.items.push_back(msg);
                 Ok(())
             }
-            Some(Entry::Tx(_)) => Err(Error::Protocol(format!(
-                "MSG on channel {chan}, on which this side is the sender"
-            ))),
+            Some(Entry::Tx(_)) => {
+                drop(t);
+                Err(Error::Protocol(format!(
+                    "MSG on channel {chan}, on which this side is the sender"
+                )))
+            }
             None => {
                 let known = self.known_closed(&t, chan);
                 drop(t);
                 // Drop the message (closing its fds and channels) unlocked.
-                drop(make(Arc::new(WireReg::detached(chan))));
+                drop(raw(Arc::new(WireReg::detached(chan)), anns_in));
                 if known {
                     Ok(())
                 } else {
