@@ -1,0 +1,11 @@
+//! One module per command. Each has `Args` (clap) and
+//! `run(&Globals, Args) -> anyhow::Result<u8>` (the exit code).
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;

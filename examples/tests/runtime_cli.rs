@@ -1,0 +1,263 @@
+//! Root tests of `berth-runtime` as runc users drive it: separate
+//! invocations for create/start/state/kill/delete, `run` output and exit
+//! status, list, spec and error logging.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use libcontainer::fixtures::BusyboxBundle;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+fn root_or_skip() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if libcontainer::fixtures::static_busybox().is_err() {
+        eprintln!("skipped: no static busybox");
+        return false;
+    }
+    true
+}
+
+/// A bundle and state root; force-deletes its containers on drop.
+struct Env {
+    dir: tempfile::TempDir,
+    ids: Vec<String>,
+}
+
+impl Env {
+    fn new(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        BusyboxBundle::new(dir.path().join("bundle"))
+            .args(args.iter().copied())
+            .write()
+            .unwrap();
+        Self {
+            dir,
+            ids: Vec::new(),
+        }
+    }
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(self.root()).args(args);
+        c
+    }
+    fn out(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+    /// `create` with the container's stdio on files (it outlives us, so a
+    /// pipe would never reach EOF); returns (success, stderr of create).
+    fn create(&mut self, id: &str) -> (bool, String) {
+        self.ids.push(id.into());
+        let bundle = self.bundle();
+        let err = self.dir.path().join(format!("{id}.stderr"));
+        let ok = self
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap()
+            .success();
+        (ok, std::fs::read_to_string(&err).unwrap_or_default())
+    }
+    fn status(&self, id: &str) -> String {
+        let o = self.out(&["state", id]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["status"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.out(&["delete", "--force", id]);
+        }
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("condition not reached in 5s");
+}
+
+#[test]
+fn run_prints_output_and_exits_with_the_status() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(&[
+        "/bin/sh",
+        "-c",
+        "echo hello from $(hostname); echo oops >&2; exit 42",
+    ]);
+    let bundle = env.bundle();
+    let o = env.out(&["run", "--bundle", bundle.to_str().unwrap(), "r1"]);
+    assert_eq!(o.status.code(), Some(42));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from berth\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "oops\n");
+    assert!(!env.root().join("r1").exists(), "run deletes the container");
+}
+
+#[test]
+fn run_reports_death_by_signal() {
+    if !root_or_skip() {
+        return;
+    }
+    // Without a pid namespace the shell is not an init and SIGKILL works.
+    let env = Env::new(&["/bin/sh", "-c", "kill -9 $$"]);
+    let mut spec = oci_spec::runtime::Spec::load(env.bundle().join("config.json")).unwrap();
+    let l = spec.linux_mut().as_mut().unwrap();
+    let ns: Vec<_> = l
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Pid)
+        .collect();
+    l.set_namespaces(Some(ns));
+    spec.save(env.bundle().join("config.json")).unwrap();
+    let bundle = env.bundle();
+    let o = env.out(&["run", "--bundle", bundle.to_str().unwrap(), "sig"]);
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn lifecycle_across_invocations_like_runc() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut env = Env::new(&["/bin/sleep", "100"]);
+    let (ok, err) = env.create("life");
+    assert!(ok, "{err}");
+    assert_eq!(env.status("life"), "created");
+    let list = env.out(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.starts_with("ID") && text.contains("life") && text.contains("created"),
+        "{text}"
+    );
+    let json = env.out(&["list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["id"], "life");
+
+    assert!(env.out(&["start", "life"]).status.success());
+    assert_eq!(env.status("life"), "running");
+    let o = env.out(&["start", "life"]);
+    assert!(!o.status.success(), "second start fails");
+    let o = env.out(&["delete", "life"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("running"));
+
+    assert!(env.out(&["kill", "life", "KILL"]).status.success());
+    wait_for(|| env.status("life") == "stopped");
+    let o = env.out(&["kill", "life", "9"]);
+    assert!(!o.status.success(), "kill of a stopped container fails");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not running"));
+    assert!(env.out(&["delete", "life"]).status.success());
+    assert!(!env.root().join("life").exists());
+    let o = env.out(&["state", "life"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+    assert!(
+        env.out(&["delete", "--force", "life"]).status.success(),
+        "force delete of nothing is fine"
+    );
+}
+
+#[test]
+fn kill_by_name_and_force_delete() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut env = Env::new(&[
+        "/bin/sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    assert!(env.create("k").0);
+    assert!(env.out(&["start", "k"]).status.success());
+    assert!(env.out(&["kill", "k", "SIGTERM"]).status.success());
+    wait_for(|| env.status("k") == "stopped");
+    assert!(env.out(&["delete", "k"]).status.success());
+
+    assert!(env.create("f").0);
+    assert!(env.out(&["start", "f"]).status.success());
+    assert!(!env.out(&["kill", "f", "NOSUCHSIG"]).status.success());
+    assert!(env.out(&["delete", "--force", "f"]).status.success());
+    assert!(!env.root().join("f").exists());
+}
+
+#[test]
+fn errors_go_to_stderr_and_the_json_log() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut env = Env::new(&["/bin/true"]);
+    let log = env.dir.path().join("log.json");
+    std::fs::write(env.bundle().join("config.json"), "{\"ociVersion\": 1}").unwrap();
+    let bundle = env.bundle();
+    env.ids.push("bad".into());
+    let o = env
+        .cmd(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "bad",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config.json"));
+    let line = std::fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(v["level"], "ERROR");
+    assert!(
+        v["message"].as_str().unwrap().contains("config.json"),
+        "{line}"
+    );
+    assert!(!env.root().join("bad").exists());
+}
+
+#[test]
+fn spec_writes_a_default_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["spec", "--bundle"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let spec = oci_spec::runtime::Spec::load(dir.path().join("config.json")).unwrap();
+    assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("rootfs"));
+    let again = Command::new(BIN)
+        .args(["spec", "--bundle"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "does not overwrite");
+}
