@@ -16,6 +16,7 @@
 //! The [`suite`] module is a behaviour suite any backend can be run against.
 
 pub mod backend;
+pub mod cluster;
 pub mod debug;
 pub mod dockerclient;
 pub mod dockerserver;

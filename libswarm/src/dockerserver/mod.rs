@@ -201,9 +201,12 @@ async fn accept_loop(
     backend: Arc<dyn Backend>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Open connections end with the server (dropping the set aborts them).
+    let mut conns = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
             s = listener.accept() => s,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             _ = stop.changed() => return,
         };
         let stream = match stream {
@@ -215,7 +218,7 @@ async fn accept_loop(
             }
         };
         let backend = backend.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let service = service_fn(move |req| {
                 let backend = backend.clone();
                 async move { Ok::<_, std::convert::Infallible>(routes::handle(backend, req).await) }

@@ -79,6 +79,16 @@ struct Shared {
     name: String,
 }
 
+/// The version report of berth's own adapters (API 1.44, minimum 1.24).
+pub(crate) fn version_info() -> SystemVersion {
+    state::version()
+}
+
+/// Reads a whole tarball stream into memory (bounded).
+pub(crate) async fn collect_tarball(stream: ByteStream) -> Result<Vec<u8>> {
+    images::collect(stream).await
+}
+
 impl Default for FakeBackend {
     fn default() -> Self {
         FakeBackend::new()
