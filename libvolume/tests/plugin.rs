@@ -260,3 +260,35 @@ async fn service_uses_discovered_plugins() {
         .unwrap_err();
     assert!(matches!(e, Error::UnknownDriver { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn server_refuses_oversized_and_unknown_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = served_local(dir.path(), dir.path().join("limits.sock")).await;
+    let client = PluginClient::new(Plugin {
+        name: "limits".into(),
+        addr: server.addr().clone(),
+    });
+    let huge = serde_json::json!({ "Name": "x".repeat(2 << 20) });
+    let err = client
+        .call::<_, plugin::protocol::ErrResponse>("/VolumeDriver.Create", &huge)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("reading request"), "{err}");
+    let err = client
+        .call::<_, plugin::protocol::ErrResponse>("/VolumeDriver.Explode", &serde_json::json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown plugin method"), "{err}");
+    let err = client
+        .call::<_, plugin::protocol::ErrResponse>(
+            "/VolumeDriver.Remove",
+            &serde_json::json!({"Nome": 1}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid request"), "{err}");
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE as CONTENT_TYPE_HEADER;
 use hyper::{Method, Request, Response, StatusCode};
@@ -20,6 +20,8 @@ use crate::driver::VolumeDriver;
 use crate::error::{Error, Result};
 use crate::plugin::client::PluginAddr;
 use crate::plugin::protocol::{method, *};
+
+const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 /// A plugin server for one driver.
 ///
@@ -207,7 +209,11 @@ async fn handle(driver: Arc<dyn VolumeDriver>, req: Request<Incoming>) -> Respon
         return err_reply(StatusCode::METHOD_NOT_ALLOWED, "plugin calls are POST");
     }
     let path = req.uri().path().to_string();
-    let body = match req.into_body().collect().await {
+    // Requests are a name and a few options: cap what a client can make us buffer.
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => return err_reply(StatusCode::BAD_REQUEST, format!("reading request: {e}")),
     };
