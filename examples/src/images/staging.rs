@@ -12,7 +12,7 @@ use oci_spec::image::{Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 
 use super::digest::{verify, HashingWriter};
-use super::error::{io_err, read_err, Result};
+use super::error::{io_err, read_err, ImageError, Result};
 use super::layout::{sync_parent, Layout};
 use super::reference::ImageRef;
 use super::tags;
@@ -56,6 +56,8 @@ pub(crate) struct Staging<'s> {
     layers: HashMap<Digest, PathBuf>,
     /// Layer blob digest → its verified diff-id.
     diff_ids: HashMap<Digest, Digest>,
+    /// Layers the staged images need that were already in the store.
+    reused_layers: Vec<Digest>,
     images: Vec<StagedImage>,
 }
 
@@ -74,6 +76,7 @@ impl<'s> Staging<'s> {
             blobs: HashMap::new(),
             layers: HashMap::new(),
             diff_ids: HashMap::new(),
+            reused_layers: Vec::new(),
             images: Vec::new(),
         })
     }
@@ -135,6 +138,9 @@ impl<'s> Staging<'s> {
         let present =
             self.layers.contains_key(expected) || self.layout.layer_dir(expected).exists();
         if present {
+            if !self.layers.contains_key(expected) {
+                self.reused_layers.push(expected.clone());
+            }
             // Unpacked once already: only check the content matches.
             if blob != expected {
                 let actual = diff_id_of(self.open_blob(blob)?, what)?;
@@ -170,6 +176,18 @@ impl<'s> Staging<'s> {
     /// store lock. Returns each image's manifest digest and names.
     pub(crate) fn commit(self) -> Result<Vec<(Digest, Vec<ImageRef>)>> {
         let _lock = self.layout.lock()?;
+        // A concurrent `remove` may have collected a layer we found
+        // unpacked before taking the lock: refuse rather than commit an
+        // image with a missing layer.
+        if let Some(gone) = self
+            .reused_layers
+            .iter()
+            .find(|d| !self.layout.layer_dir(d).exists())
+        {
+            return Err(ImageError::Conflict(format!(
+                "layer {gone} was removed while the import ran; retry the import"
+            )));
+        }
         for (digest, path) in &self.blobs {
             let dst = self.layout.blob_path(digest);
             if !dst.exists() {
