@@ -10,6 +10,7 @@
 //! - [`dockerclient`]: a backend that drives any Docker Engine API endpoint;
 //! - [`debug`]: logs every call and result through `tracing`;
 //! - [`cluster`]: one backend over many nodes, with a scheduler;
+//! - [`remote`]: serves a backend over libchan, and connects to one;
 //! - [`pipeline`]: builds chains from strings like
 //!   `dockerserver unix:///run/x.sock` `debug` `fake`.
 //!
@@ -22,6 +23,8 @@ pub mod dockerclient;
 pub mod dockerserver;
 pub mod error;
 pub mod fake;
+pub mod pipeline;
+pub mod remote;
 pub mod stdcopy;
 pub mod suite;
 pub mod types;
