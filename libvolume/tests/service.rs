@@ -337,3 +337,52 @@ async fn liveness_is_pluggable() {
     assert!(svc.inspect("vol").await.unwrap().is_dangling());
     assert_eq!(env.counting.calls().last().unwrap(), "unmount vol");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_mount_once_and_unmount_once() {
+    let env = Env::new();
+    let svc = env.service().await;
+    svc.create(CreateVolume::named("busy").driver("counting"))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let caller = format!("c{}", i % 8);
+                svc.mount("busy", Caller::new(&caller)).await.unwrap();
+                tokio::task::yield_now().await;
+                svc.unmount("busy", &caller).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let calls = env.counting.calls();
+    let mounts = calls.iter().filter(|c| *c == "mount busy").count();
+    let unmounts = calls.iter().filter(|c| *c == "unmount busy").count();
+    assert!(mounts >= 1 && mounts == unmounts, "{calls:?}");
+    assert!(svc.inspect("busy").await.unwrap().is_dangling());
+    // Every mount the driver saw was released: nothing is left mounted.
+    assert_eq!(calls.last().unwrap(), "unmount busy");
+}
+
+#[tokio::test]
+async fn inspect_reports_driver_status() {
+    let env = Env::new();
+    let svc = env.service().await;
+    svc.create(
+        CreateVolume::named("tmp-vol")
+            .option("type", "tmpfs")
+            .option("device", "tmpfs"),
+    )
+    .await
+    .unwrap();
+    let v = svc.inspect("tmp-vol").await.unwrap();
+    assert_eq!(
+        v.status.get("mounted"),
+        Some(&serde_json::Value::Bool(false))
+    );
+    assert_eq!(v.mountpoint, Some(env.root.join("tmp-vol/_data")));
+}

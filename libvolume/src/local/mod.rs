@@ -55,11 +55,14 @@ impl LocalDriverBuilder {
     pub fn build(self) -> Result<LocalDriver> {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| Error::sys("creating volume root", &self.root, e))?;
+        // Mountpoints handed out must be absolute (OCI mount sources are).
+        let root = std::fs::canonicalize(&self.root)
+            .map_err(|e| Error::sys("resolving volume root", &self.root, e))?;
         let mut volumes = HashMap::new();
-        let entries = std::fs::read_dir(&self.root)
-            .map_err(|e| Error::sys("reading volume root", &self.root, e))?;
+        let entries =
+            std::fs::read_dir(&root).map_err(|e| Error::sys("reading volume root", &root, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::sys("reading volume root", &self.root, e))?;
+            let entry = entry.map_err(|e| Error::sys("reading volume root", &root, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if validate_name(&name).is_err() || !entry.path().join(DATA_DIR).is_dir() {
                 continue;
@@ -77,7 +80,7 @@ impl LocalDriverBuilder {
             );
         }
         Ok(LocalDriver {
-            root: self.root,
+            root,
             mounter: self.mounter,
             volumes: Mutex::new(volumes),
         })

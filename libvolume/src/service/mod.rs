@@ -35,6 +35,8 @@ pub struct Volume {
     pub labels: BTreeMap<String, String>,
     /// Callers holding the volume, with their mount counts.
     pub callers: Vec<(Caller, u32)>,
+    /// Driver specific status (filled by [`VolumeService::inspect`]).
+    pub status: BTreeMap<String, serde_json::Value>,
 }
 
 impl Volume {
@@ -51,6 +53,7 @@ impl Volume {
                 .values()
                 .map(|r| (r.caller.clone(), r.count))
                 .collect(),
+            status: BTreeMap::new(),
         }
     }
 
@@ -250,6 +253,9 @@ impl VolumeService {
             None => generate_name()?,
         };
         let driver_name = req.driver.unwrap_or_else(|| DEFAULT_DRIVER.to_string());
+        // Resolve the driver first: discovering and activating a plugin may
+        // take a while and must not hold up other volumes.
+        let driver = self.driver(&driver_name).await?;
         let mut volumes = self.inner.volumes.lock().await;
         if let Some(existing) = volumes.get(&name) {
             if existing.driver != driver_name {
@@ -260,7 +266,6 @@ impl VolumeService {
             }
             return Ok(Volume::from_record(existing));
         }
-        let driver = self.driver(&driver_name).await?;
         driver.create(&name, &req.options).await?;
         let record = VolumeRecord {
             name: name.clone(),
@@ -281,14 +286,23 @@ impl VolumeService {
         Ok(volume)
     }
 
-    /// One volume, with its mountpoint as the driver reports it.
+    /// One volume, with its mountpoint and status as the driver reports them.
     pub async fn inspect(&self, name: &str) -> Result<Volume> {
-        let volumes = self.inner.volumes.lock().await;
-        let record = volumes.get(name).ok_or_else(|| not_found(name))?;
-        let mut volume = Volume::from_record(record);
-        if volume.mountpoint.is_none() {
-            if let Ok(driver) = self.driver(&record.driver).await {
-                volume.mountpoint = driver.path(name).await.ok().flatten();
+        let mut volume = {
+            let volumes = self.inner.volumes.lock().await;
+            Volume::from_record(volumes.get(name).ok_or_else(|| not_found(name))?)
+        };
+        if let Ok(driver) = self.driver(&volume.driver).await {
+            match driver.get(name).await {
+                Ok(found) => {
+                    volume.status = found.status;
+                    if volume.mountpoint.is_none() {
+                        volume.mountpoint = found.mountpoint;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(volume = name, error = %e, "driver get failed on inspect")
+                }
             }
         }
         Ok(volume)
