@@ -33,12 +33,24 @@ impl Drop for PluginProcess {
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
+    let path = std::env::var("PATH").unwrap_or_default();
+    // pip may install scripts where PATH does not look (no shim yet).
+    let python_scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let found = path
         .split(':')
-        .chain(["/usr/sbin", "/sbin"])
+        .chain(["/usr/sbin", "/sbin", python_scripts.as_str()])
+        .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(tool))
-        .find(|p| p.is_file())
+        .find(|p| p.is_file());
+    found
 }
 
 /// Why btrfs or buttervolume cannot be had here, if so.

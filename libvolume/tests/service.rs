@@ -386,3 +386,23 @@ async fn inspect_reports_driver_status() {
     );
     assert_eq!(v.mountpoint, Some(env.root.join("tmp-vol/_data")));
 }
+
+#[tokio::test]
+async fn forced_remove_forgets_volumes_of_a_missing_driver() {
+    let env = Env::new();
+    {
+        let svc = env.service().await;
+        svc.create(CreateVolume::named("orphan").driver("counting"))
+            .await
+            .unwrap();
+    }
+    // Restart without the driver that made the volume.
+    let svc = VolumeService::builder(&env.state).build().await.unwrap();
+    assert_eq!(svc.inspect("orphan").await.unwrap().driver, "counting");
+    let e = svc.remove("orphan", false).await.unwrap_err();
+    assert!(matches!(e, Error::UnknownDriver { .. }), "{e}");
+    svc.remove("orphan", true).await.unwrap();
+    assert!(svc.inspect("orphan").await.unwrap_err().is_not_found());
+    let svc = VolumeService::builder(&env.state).build().await.unwrap();
+    assert!(svc.list(&ListFilter::default()).await.unwrap().is_empty());
+}

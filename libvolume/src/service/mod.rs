@@ -330,7 +330,18 @@ impl VolumeService {
             });
         }
         let (driver_name, mount_id) = (record.driver.clone(), record.mount_id.clone());
-        let driver = self.driver(&driver_name).await?;
+        let driver = match self.driver(&driver_name).await {
+            Ok(d) => d,
+            Err(e @ Error::UnknownDriver { .. }) if force => {
+                // The driver (a plugin) is gone: forget the volume, as
+                // Docker's forced removal does.
+                tracing::warn!(volume = name, error = %e, "forgetting volume of a missing driver");
+                self.inner.store.delete(name)?;
+                volumes.remove(name);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if let (Some(id), Some(record)) = (mount_id, volumes.get_mut(name)) {
             // Forced removal of a held volume: release the mount first.
             driver.unmount(name, &id).await?;
