@@ -44,3 +44,4 @@ pub use init::InitExtension;
 pub use state::{OciState, Status};
 pub mod lsm;
 pub mod seccomp;
+pub mod security;

@@ -23,16 +23,29 @@ fn sync_err(source: std::io::Error) -> SeccompError {
 /// Sends `fd` over the unix socket `sock` with `SCM_RIGHTS` and a one-byte
 /// payload. Child side: allocation-free.
 pub fn send_fd(sock: BorrowedFd<'_>, fd: &impl AsFd) -> Result<(), SeccompError> {
-    send_fd_raw(sock.as_raw_fd(), fd.as_fd().as_raw_fd()).map_err(sync_err)
+    send_with_fd(sock, b"S", fd).map_err(sync_err)
 }
 
-fn send_fd_raw(sock: RawFd, fd: RawFd) -> std::io::Result<()> {
+/// Sends `payload` (non-empty) with `fd` attached (`SCM_RIGHTS`) in one
+/// `sendmsg`, allocation-free: the init uses it to hand a prepared state
+/// message and the notify fd to the seccomp agent.
+pub fn send_with_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: &impl AsFd) -> std::io::Result<()> {
+    let sent = send_fd_raw(sock.as_raw_fd(), fd.as_fd().as_raw_fd(), payload)?;
+    if sent != payload.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            "short write of the message carrying the fd",
+        ));
+    }
+    Ok(())
+}
+
+fn send_fd_raw(sock: RawFd, fd: RawFd, payload: &[u8]) -> std::io::Result<usize> {
     // Room for one cmsghdr with one int, 8-byte aligned.
     let mut cbuf = [0u64; 4];
-    let mut byte = [b'S'];
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: payload.as_ptr().cast_mut().cast(),
+        iov_len: payload.len(),
     };
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -55,7 +68,7 @@ fn send_fd_raw(sock: RawFd, fd: RawFd) -> std::io::Result<()> {
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    Ok(rc as usize)
 }
 
 /// Receives one fd sent with [`send_fd`] (parent side).
@@ -100,6 +113,18 @@ pub fn process_state(listener: &SeccompListener, pid: i32, state: &State) -> Con
     msg
 }
 
+/// The JSON of [`process_state`], as sent to the agent.
+pub fn state_message(
+    listener: &SeccompListener,
+    pid: i32,
+    state: &State,
+) -> Result<Vec<u8>, SeccompError> {
+    serde_json::to_vec(&process_state(listener, pid, state)).map_err(|e| SeccompError::Listener {
+        path: listener.path.clone(),
+        source: std::io::Error::other(e),
+    })
+}
+
 /// Connects to the seccomp agent at `listener.path` and sends it the notify
 /// fd with the container state JSON in one message (parent side, after the
 /// child sent the fd). `pid` is the container process as seen by us.
@@ -118,17 +143,32 @@ pub fn send_to_listener(
     state: &State,
     notify_fd: &impl AsFd,
 ) -> Result<(), SeccompError> {
+    let stream = UnixStream::connect(&listener.path).map_err(|source| SeccompError::Listener {
+        path: listener.path.clone(),
+        source,
+    })?;
+    send_state(stream.as_fd(), listener, pid, state, notify_fd)
+}
+
+/// Sends the state message and the notify fd over `conn`, a connection to
+/// the agent opened earlier (e.g. by the runtime before fork, when the
+/// sender is the container init, which cannot see `listenerPath`).
+pub fn send_state(
+    conn: BorrowedFd<'_>,
+    listener: &SeccompListener,
+    pid: i32,
+    state: &State,
+    notify_fd: &impl AsFd,
+) -> Result<(), SeccompError> {
     let err = |source: std::io::Error| SeccompError::Listener {
         path: listener.path.clone(),
         source,
     };
-    let json = serde_json::to_vec(&process_state(listener, pid, state))
-        .map_err(|e| err(std::io::Error::other(e)))?;
-    let stream = UnixStream::connect(&listener.path).map_err(err)?;
+    let json = state_message(listener, pid, state)?;
     let fds = [notify_fd.as_fd().as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let sent = sendmsg::<()>(
-        stream.as_raw_fd(),
+        conn.as_raw_fd(),
         &[IoSlice::new(&json)],
         &cmsg,
         MsgFlags::MSG_NOSIGNAL,
