@@ -406,3 +406,132 @@ async fn forced_remove_forgets_volumes_of_a_missing_driver() {
     let svc = VolumeService::builder(&env.state).build().await.unwrap();
     assert!(svc.list(&ListFilter::default()).await.unwrap().is_empty());
 }
+
+/// Mount of "slow" waits until released; everything else is immediate.
+struct Gated {
+    gate: tokio::sync::Notify,
+    entered: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl VolumeDriver for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+    async fn create(&self, _: &str, _: &Options) -> Result<()> {
+        Ok(())
+    }
+    async fn remove(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn mount(&self, name: &str, _: &str) -> Result<PathBuf> {
+        if name == "slow" {
+            self.entered.notify_one();
+            self.gate.notified().await;
+        }
+        Ok(PathBuf::from(format!("/mnt/{name}")))
+    }
+    async fn unmount(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn path(&self, _: &str) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+    async fn get(&self, name: &str) -> Result<DriverVolume> {
+        Ok(DriverVolume {
+            name: name.into(),
+            ..Default::default()
+        })
+    }
+    async fn list(&self) -> Result<Vec<DriverVolume>> {
+        Ok(vec![])
+    }
+    async fn capabilities(&self) -> Result<Capabilities> {
+        Ok(Capabilities::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_driver_call_holds_up_only_its_volume() {
+    let env = Env::new();
+    let gated = Arc::new(Gated {
+        gate: tokio::sync::Notify::new(),
+        entered: tokio::sync::Notify::new(),
+    });
+    let svc = VolumeService::builder(&env.state)
+        .driver(gated.clone())
+        .build()
+        .await
+        .unwrap();
+    for name in ["slow", "fast"] {
+        svc.create(CreateVolume::named(name).driver("gated"))
+            .await
+            .unwrap();
+    }
+    let slow = tokio::spawn({
+        let svc = svc.clone();
+        async move { svc.mount("slow", Caller::new("c1")).await }
+    });
+    gated.entered.notified().await;
+    let others = async {
+        svc.mount("fast", Caller::new("c2")).await.unwrap();
+        svc.unmount("fast", "c2").await.unwrap();
+        svc.create(CreateVolume::named("third").driver("gated"))
+            .await
+            .unwrap();
+        svc.remove("third", false).await.unwrap();
+        assert_eq!(svc.list(&ListFilter::default()).await.unwrap().len(), 2);
+        assert!(svc.inspect("slow").await.unwrap().is_dangling());
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), others)
+        .await
+        .expect("other volumes were blocked by a slow mount");
+    gated.gate.notify_one();
+    assert_eq!(slow.await.unwrap().unwrap(), PathBuf::from("/mnt/slow"));
+    assert!(!svc.inspect("slow").await.unwrap().is_dangling());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_create_and_remove_stay_consistent() {
+    let env = Env::new();
+    let svc = env.service().await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    svc.create(CreateVolume::named("flip").driver("counting"))
+                        .await
+                        .map(|_| ())
+                } else {
+                    match svc.remove("flip", false).await {
+                        Err(Error::NotFound { .. }) => Ok(()),
+                        other => other,
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    // The table, the published copy and the state on disk agree.
+    let listed = svc.list(&ListFilter::default()).await.unwrap();
+    let exists = svc.inspect("flip").await.is_ok();
+    assert_eq!(listed.len(), usize::from(exists));
+    let reopened = env.service().await;
+    assert_eq!(reopened.inspect("flip").await.is_ok(), exists);
+    let creates = env
+        .counting
+        .calls()
+        .iter()
+        .filter(|c| *c == "create flip")
+        .count();
+    let removes = env
+        .counting
+        .calls()
+        .iter()
+        .filter(|c| *c == "remove flip")
+        .count();
+    assert_eq!(creates - removes, usize::from(exists));
+}

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use request::{CreateVolume, ListFilter, DEFAULT_DRIVER};
 
@@ -114,7 +114,8 @@ impl VolumeServiceBuilder {
                 drivers: RwLock::new(drivers),
                 liveness: self.liveness,
                 discovery: self.discovery,
-                volumes: Mutex::new(BTreeMap::new()),
+                volumes: std::sync::Mutex::new(BTreeMap::new()),
+                published: std::sync::RwLock::new(BTreeMap::new()),
             }),
         };
         service.restore().await?;
@@ -127,10 +128,18 @@ struct Inner {
     drivers: RwLock<HashMap<String, Arc<dyn VolumeDriver>>>,
     liveness: Arc<dyn Liveness>,
     discovery: Option<PluginDiscovery>,
-    // One lock for all volumes: operations are short and it keeps the
-    // reference counts, the driver calls and the state files in step.
-    volumes: Mutex<BTreeMap<String, VolumeRecord>>,
+    // One lock per volume keeps its reference counts, driver calls and
+    // state file in step without a slow driver holding up other volumes.
+    // The map lock is only held to look a slot up.
+    volumes: std::sync::Mutex<BTreeMap<String, Slot>>,
+    // The last committed copy of every record, for list, inspect and prune
+    // to read without waiting for a volume busy in a driver call.
+    published: std::sync::RwLock<BTreeMap<String, VolumeRecord>>,
 }
+
+/// A volume's record behind its own lock; None once removed (a holder of
+/// an old slot then sees "not found").
+type Slot = Arc<Mutex<Option<VolumeRecord>>>;
 
 /// Named volumes over pluggable drivers. Cheap to clone.
 ///
@@ -203,7 +212,6 @@ impl VolumeService {
 
     async fn restore(&self) -> Result<()> {
         let records = self.inner.store.load_all()?;
-        let mut volumes = self.inner.volumes.lock().await;
         for mut record in records {
             let before = record.clone();
             record
@@ -237,9 +245,75 @@ impl VolumeService {
             if record != before {
                 self.inner.store.save(&record)?;
             }
-            volumes.insert(record.name.clone(), record);
+            self.publish(&record);
+            self.slots()?
+                .insert(record.name.clone(), Arc::new(Mutex::new(Some(record))));
         }
         Ok(())
+    }
+
+    fn slots(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Slot>>> {
+        self.inner.volumes.lock().map_err(|_| Error::State {
+            path: PathBuf::from("<memory>"),
+            message: "volume table lock poisoned".to_string(),
+        })
+    }
+
+    /// Locks an existing volume.
+    async fn lock_volume(
+        &self,
+        name: &str,
+    ) -> Result<(Slot, OwnedMutexGuard<Option<VolumeRecord>>)> {
+        let slot = self
+            .slots()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| not_found(name))?;
+        let guard = slot.clone().lock_owned().await;
+        if guard.is_none() {
+            return Err(not_found(name));
+        }
+        Ok((slot, guard))
+    }
+
+    /// Drops `slot` from the table if it is still the one for `name`.
+    fn forget(&self, name: &str, slot: &Slot) -> Result<()> {
+        let mut slots = self.slots()?;
+        if slots.get(name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Writes a record to disk and publishes it.
+    fn commit(&self, record: &VolumeRecord) -> Result<()> {
+        self.inner.store.save(record)?;
+        self.publish(record);
+        Ok(())
+    }
+
+    fn publish(&self, record: &VolumeRecord) {
+        if let Ok(mut published) = self.inner.published.write() {
+            published.insert(record.name.clone(), record.clone());
+        }
+    }
+
+    /// Deletes a record from disk and from the published copies.
+    fn retire(&self, name: &str) -> Result<()> {
+        self.inner.store.delete(name)?;
+        if let Ok(mut published) = self.inner.published.write() {
+            published.remove(name);
+        }
+        Ok(())
+    }
+
+    /// The committed records, sorted by name.
+    fn snapshot(&self) -> Vec<VolumeRecord> {
+        self.inner
+            .published
+            .read()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Creates a volume. Creating an existing name with the same driver
@@ -254,10 +328,26 @@ impl VolumeService {
         };
         let driver_name = req.driver.unwrap_or_else(|| DEFAULT_DRIVER.to_string());
         // Resolve the driver first: discovering and activating a plugin may
-        // take a while and must not hold up other volumes.
+        // take a while.
         let driver = self.driver(&driver_name).await?;
-        let mut volumes = self.inner.volumes.lock().await;
-        if let Some(existing) = volumes.get(&name) {
+        let (slot, mut guard) = loop {
+            let slot = self
+                .slots()?
+                .entry(name.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(None)))
+                .clone();
+            let guard = slot.clone().lock_owned().await;
+            // A remove or failed create may have dropped this slot while we
+            // waited: start again with the table's current one.
+            if self
+                .slots()?
+                .get(&name)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                break (slot, guard);
+            }
+        };
+        if let Some(existing) = guard.as_ref() {
             if existing.driver != driver_name {
                 return Err(Error::Conflict {
                     name,
@@ -266,7 +356,6 @@ impl VolumeService {
             }
             return Ok(Volume::from_record(existing));
         }
-        driver.create(&name, &req.options).await?;
         let record = VolumeRecord {
             name: name.clone(),
             driver: driver_name,
@@ -277,21 +366,33 @@ impl VolumeService {
             mountpoint: None,
             refs: BTreeMap::new(),
         };
-        if let Err(e) = self.inner.store.save(&record) {
-            let _ = driver.remove(&name).await;
+        let created = match driver.create(&name, &record.options).await {
+            Ok(()) => self.commit(&record).map_err(|e| (e, true)),
+            Err(e) => Err((e, false)),
+        };
+        if let Err((e, undo)) = created {
+            if undo {
+                let _ = driver.remove(&name).await;
+            }
+            // Leave no empty slot behind; a create waiting on it starts again.
+            self.forget(&name, &slot)?;
+            drop(guard);
             return Err(e);
         }
         let volume = Volume::from_record(&record);
-        volumes.insert(name, record);
+        *guard = Some(record);
         Ok(volume)
     }
 
     /// One volume, with its mountpoint and status as the driver reports them.
     pub async fn inspect(&self, name: &str) -> Result<Volume> {
-        let mut volume = {
-            let volumes = self.inner.volumes.lock().await;
-            Volume::from_record(volumes.get(name).ok_or_else(|| not_found(name))?)
-        };
+        let mut volume = self
+            .inner
+            .published
+            .read()
+            .ok()
+            .and_then(|p| p.get(name).map(Volume::from_record))
+            .ok_or_else(|| not_found(name))?;
         if let Ok(driver) = self.driver(&volume.driver).await {
             match driver.get(name).await {
                 Ok(found) => {
@@ -310,9 +411,9 @@ impl VolumeService {
 
     /// Volumes matching `filter`, sorted by name.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Volume>> {
-        let volumes = self.inner.volumes.lock().await;
-        Ok(volumes
-            .values()
+        Ok(self
+            .snapshot()
+            .iter()
             .filter(|r| filter.matches(r))
             .map(Volume::from_record)
             .collect())
@@ -321,58 +422,57 @@ impl VolumeService {
     /// Removes a volume. Refused while callers hold it unless `force`, which
     /// unmounts it first.
     pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
-        let mut volumes = self.inner.volumes.lock().await;
-        let record = volumes.get(name).ok_or_else(|| not_found(name))?;
+        let (slot, mut guard) = self.lock_volume(name).await?;
+        let record = guard.as_mut().ok_or_else(|| not_found(name))?;
         if !record.refs.is_empty() && !force {
             return Err(Error::InUse {
                 name: name.to_string(),
                 callers: record.refs.keys().cloned().collect(),
             });
         }
-        let (driver_name, mount_id) = (record.driver.clone(), record.mount_id.clone());
-        let driver = match self.driver(&driver_name).await {
-            Ok(d) => d,
+        let driver = match self.driver(&record.driver).await {
+            Ok(d) => Some(d),
             Err(e @ Error::UnknownDriver { .. }) if force => {
                 // The driver (a plugin) is gone: forget the volume, as
                 // Docker's forced removal does.
                 tracing::warn!(volume = name, error = %e, "forgetting volume of a missing driver");
-                self.inner.store.delete(name)?;
-                volumes.remove(name);
-                return Ok(());
+                None
             }
             Err(e) => return Err(e),
         };
-        if let (Some(id), Some(record)) = (mount_id, volumes.get_mut(name)) {
-            // Forced removal of a held volume: release the mount first.
-            driver.unmount(name, &id).await?;
-            record.mount_id = None;
-            record.mountpoint = None;
-            record.refs.clear();
-            self.inner.store.save(record)?;
-        }
-        match driver.remove(name).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) if force => {
-                tracing::warn!(volume = name, error = %e, "driver remove failed; forgetting volume")
+        if let Some(driver) = driver {
+            if let Some(id) = record.mount_id.clone() {
+                // Forced removal of a held volume: release the mount first.
+                driver.unmount(name, &id).await?;
+                record.mount_id = None;
+                record.mountpoint = None;
+                record.refs.clear();
+                self.commit(record)?;
             }
-            Err(e) => return Err(e),
+            match driver.remove(name).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) if force => {
+                    tracing::warn!(volume = name, error = %e, "driver remove failed; forgetting volume")
+                }
+                Err(e) => return Err(e),
+            }
         }
-        self.inner.store.delete(name)?;
-        volumes.remove(name);
-        Ok(())
+        self.retire(name)?;
+        *guard = None;
+        // Out of the table before the lock is released, so that a create
+        // waiting on this slot starts again with a fresh one.
+        self.forget(name, &slot)
     }
 
     /// Removes every unused volume matching `filter`; returns their names.
     pub async fn prune(&self, filter: &ListFilter) -> Result<Vec<String>> {
-        let candidates: Vec<String> = {
-            let volumes = self.inner.volumes.lock().await;
-            volumes
-                .values()
-                .filter(|r| r.refs.is_empty() && filter.matches(r))
-                .map(|r| r.name.clone())
-                .collect()
-        };
+        let candidates: Vec<String> = self
+            .snapshot()
+            .into_iter()
+            .filter(|r| r.refs.is_empty() && filter.matches(r))
+            .map(|r| r.name)
+            .collect();
         let mut removed = Vec::new();
         for name in candidates {
             match self.remove(&name, false).await {
@@ -388,8 +488,8 @@ impl VolumeService {
     /// Mounts the volume for `caller` and returns its host path. The first
     /// caller's mount asks the driver; later ones only count.
     pub async fn mount(&self, name: &str, caller: Caller) -> Result<PathBuf> {
-        let mut volumes = self.inner.volumes.lock().await;
-        let record = volumes.get_mut(name).ok_or_else(|| not_found(name))?;
+        let (_, mut guard) = self.lock_volume(name).await?;
+        let record = guard.as_mut().ok_or_else(|| not_found(name))?;
         let mut updated = record.clone();
         let mut fresh_mount = None;
         let path = match (&record.mount_id, &record.mountpoint) {
@@ -409,7 +509,7 @@ impl VolumeService {
             .entry(caller.id.clone())
             .and_modify(|r| r.count += 1)
             .or_insert(CallerRef { caller, count: 1 });
-        if let Err(e) = self.inner.store.save(&updated) {
+        if let Err(e) = self.commit(&updated) {
             if let Some((driver, id)) = fresh_mount {
                 let _ = driver.unmount(name, &id).await;
             }
@@ -421,8 +521,8 @@ impl VolumeService {
 
     /// Releases one mount of `caller_id`; the last release unmounts.
     pub async fn unmount(&self, name: &str, caller_id: &str) -> Result<()> {
-        let mut volumes = self.inner.volumes.lock().await;
-        let record = volumes.get_mut(name).ok_or_else(|| not_found(name))?;
+        let (_, mut guard) = self.lock_volume(name).await?;
+        let record = guard.as_mut().ok_or_else(|| not_found(name))?;
         let mut updated = record.clone();
         let held = updated
             .refs
@@ -442,7 +542,7 @@ impl VolumeService {
             }
             updated.mountpoint = None;
         }
-        self.inner.store.save(&updated)?;
+        self.commit(&updated)?;
         *record = updated;
         Ok(())
     }
