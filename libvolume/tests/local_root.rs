@@ -248,3 +248,36 @@ async fn service_restart_unmounts_stale_tmpfs() {
     assert!(svc.inspect("ephemeral").await.unwrap().is_dangling());
     svc.remove("ephemeral", false).await.unwrap();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_network_mount_is_a_clear_error_and_leaves_nothing() {
+    if skip_unless_root("failed_network_mount_is_a_clear_error_and_leaves_nothing") {
+        return;
+    }
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if filesystems.lines().any(|l| l.trim_end().ends_with("nfs")) {
+        // With nfs in the kernel the mount would try to reach a server.
+        println!("skipping failed_network_mount_is_a_clear_error_and_leaves_nothing: kernel has nfs and there is no nfs server here");
+        return;
+    }
+    private_mount_namespace();
+    let scratch = Scratch::new();
+    let local = LocalDriver::builder(scratch.path()).build().unwrap();
+    local
+        .create(
+            "share",
+            &opts(&[
+                ("type", "nfs"),
+                ("device", ":/export"),
+                ("o", "addr=localhost,ro"),
+            ]),
+        )
+        .await
+        .unwrap();
+    let err = local.mount("share", "a").await.unwrap_err().to_string();
+    assert!(err.contains("failed to mount local volume"), "{err}");
+    assert!(mounts_under(scratch.path()).is_empty());
+    // Still removable after the failure.
+    local.remove("share").await.unwrap();
+    assert!(!scratch.path().join("share").exists());
+}

@@ -258,3 +258,31 @@ async fn bad_input_is_rejected_without_leftovers() {
     assert!(e.contains("missing required option: \"device\""), "{e}");
     assert!(std::fs::read_dir(root.path()).unwrap().next().is_none());
 }
+
+#[tokio::test]
+async fn nfs_addr_is_resolved_before_mount() {
+    let root = tempfile::tempdir().unwrap();
+    let kernel = Arc::new(FakeKernel::default());
+    let d = driver(root.path(), &kernel);
+    d.create(
+        "share",
+        &opts(&[
+            ("type", "nfs"),
+            ("device", ":/export/data"),
+            ("o", "addr=localhost,rw,nfsvers=4"),
+        ]),
+    )
+    .await
+    .unwrap();
+    d.mount("share", "a").await.unwrap();
+    let calls = kernel.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("mount :/export/data share Some(\"nfs\")")
+            && calls[0].contains("addr=127.0.0.1,nfsvers=4"),
+        "{calls:?}"
+    );
+    // The stored options keep the name: it is resolved again on each mount.
+    let saved = std::fs::read_to_string(root.path().join("share/opts.json")).unwrap();
+    assert!(saved.contains("addr=localhost"), "{saved}");
+}
