@@ -371,6 +371,8 @@ fn nested_default_parent_is_created_and_removed() {
     let g = create(&format!("{parent}/a/b"), "{}");
     let pids = g.0.v1_dir("pids").unwrap().to_path_buf();
     assert!(pids.ends_with("a/b") && pids.exists());
+    // A sub-cgroup the container made for itself goes too.
+    std::fs::create_dir(pids.join("inner")).unwrap();
     drop(g);
     let top = Path::new("/sys/fs/cgroup/pids").join(parent.trim_start_matches('/'));
     assert!(!top.exists(), "{} left behind", top.display());

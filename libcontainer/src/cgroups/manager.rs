@@ -533,14 +533,20 @@ impl CgroupManager {
     /// Remove a directory and any sub-cgroups the container made, retrying
     /// briefly while the kernel still counts dying tasks (EBUSY).
     fn remove_tree(&self, dir: &Path) -> Result<()> {
-        for sub in self.fs.sub_dirs(dir).unwrap_or_default() {
-            self.remove_tree(&sub)?;
-        }
         let start = Instant::now();
+        let mut listed = false;
         loop {
             match self.fs.remove_dir(dir) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                // Children first (only looked for when rmdir says busy:
+                // the common case has none).
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && !listed => {
+                    listed = true;
+                    for sub in self.fs.sub_dirs(dir).unwrap_or_default() {
+                        self.remove_tree(&sub)?;
+                    }
+                }
                 Err(e)
                     if e.raw_os_error() == Some(libc::EBUSY)
                         && start.elapsed() < Duration::from_secs(2) =>
