@@ -292,3 +292,44 @@ async fn server_refuses_oversized_and_unknown_requests() {
         .to_string();
     assert!(err.contains("invalid request"), "{err}");
 }
+
+#[tokio::test]
+async fn restore_looks_for_a_dead_plugin_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("plugins");
+    let state = dir.path().join("state");
+    let discovery = PluginDiscovery::new(vec![run.clone()], vec![]).with_retry(fast_retry(400));
+    {
+        let server = served_local(dir.path(), run.join("flaky.sock")).await;
+        let svc = VolumeService::builder(&state)
+            .plugin_discovery(discovery.clone())
+            .build()
+            .await
+            .unwrap();
+        for name in ["fa", "fb", "fc", "fd"] {
+            svc.create(CreateVolume::named(name).driver("flaky"))
+                .await
+                .unwrap();
+            svc.mount(name, Caller::new("held")).await.unwrap();
+        }
+        drop(server);
+    }
+    // The plugin died leaving a socket file nobody listens on.
+    drop(std::os::unix::net::UnixListener::bind(run.join("flaky.sock")).unwrap());
+    assert!(run.join("flaky.sock").exists());
+    let started = std::time::Instant::now();
+    let svc = VolumeService::builder(&state)
+        .plugin_discovery(discovery)
+        .build()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    // One activation attempt of ~400 ms, not four.
+    assert!(took >= Duration::from_millis(300), "restore took {took:?}");
+    assert!(took < Duration::from_millis(1200), "restore took {took:?}");
+    // Records are kept as they were until the plugin is back.
+    let kept = svc.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(kept.len(), 4);
+    assert!(kept.iter().all(|v| v.callers.len() == 1));
+    let _ = std::fs::remove_file(run.join("flaky.sock"));
+}

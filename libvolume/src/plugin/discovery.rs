@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::plugin::client::{Plugin, PluginAddr};
+use crate::plugin::client::{Plugin, PluginAddr, RetryPolicy};
 
 /// Plugin lookup by name.
 ///
@@ -23,6 +23,7 @@ use crate::plugin::client::{Plugin, PluginAddr};
 pub struct PluginDiscovery {
     socket_dirs: Vec<PathBuf>,
     spec_dirs: Vec<PathBuf>,
+    retry: RetryPolicy,
 }
 
 impl Default for PluginDiscovery {
@@ -33,6 +34,7 @@ impl Default for PluginDiscovery {
                 PathBuf::from("/etc/docker/plugins"),
                 PathBuf::from("/usr/lib/docker/plugins"),
             ],
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -53,7 +55,20 @@ impl PluginDiscovery {
         PluginDiscovery {
             socket_dirs,
             spec_dirs,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// How long activating a discovered plugin may retry (Docker's 30 s
+    /// by default).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The activation retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// Directories searched for sockets.

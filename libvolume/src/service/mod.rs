@@ -15,7 +15,7 @@ use crate::caller::{Caller, Liveness, ProcLiveness};
 use crate::driver::{Options, VolumeDriver};
 use crate::error::{Error, Result};
 use crate::name::{generate_name, validate_name};
-use crate::plugin::{PluginDiscovery, PluginDriver};
+use crate::plugin::{PluginClient, PluginDiscovery, PluginDriver};
 use crate::store::{CallerRef, Store, VolumeRecord};
 
 /// A volume as the service reports it.
@@ -205,41 +205,55 @@ impl VolumeService {
             Err(Error::NotFound { .. }) => return Err(unknown()),
             Err(e) => return Err(e),
         };
-        let driver: Arc<dyn VolumeDriver> = Arc::new(PluginDriver::activate(plugin).await?);
+        let client = PluginClient::new(plugin);
+        let driver: Arc<dyn VolumeDriver> =
+            Arc::new(PluginDriver::activate_with(client, discovery.retry()).await?);
         self.register_driver(driver.clone());
         Ok(driver)
     }
 
     async fn restore(&self) -> Result<()> {
         let records = self.inner.store.load_all()?;
+        // A missing plugin is looked for once, not once per volume (each
+        // look-up may retry activation for a while).
+        let mut unavailable = std::collections::HashSet::new();
         for mut record in records {
             let before = record.clone();
             record
                 .refs
                 .retain(|_, r| self.inner.liveness.is_alive(&r.caller));
-            match self.driver(&record.driver).await {
-                Ok(driver) => {
-                    if let Some(id) = record.mount_id.clone() {
-                        if record.refs.is_empty() {
-                            tracing::info!(volume = %record.name, "unmounting stale volume mount");
-                            if let Err(e) = driver.unmount(&record.name, &id).await {
-                                tracing::warn!(volume = %record.name, error = %e, "stale unmount failed");
-                            }
-                            record.mount_id = None;
-                            record.mountpoint = None;
-                        } else {
-                            // Lets the driver rebuild its own count for this id.
-                            match driver.mount(&record.name, &id).await {
-                                Ok(path) => record.mountpoint = Some(path),
-                                Err(e) => {
-                                    tracing::warn!(volume = %record.name, error = %e, "remount failed")
-                                }
+            // Only volumes left mounted need their driver now.
+            let driver = if record.mount_id.is_none() || unavailable.contains(&record.driver) {
+                None
+            } else {
+                match self.driver(&record.driver).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!(volume = %record.name, driver = %record.driver, error = %e, "driver unavailable on restore");
+                        unavailable.insert(record.driver.clone());
+                        None
+                    }
+                }
+            };
+            // Without the driver the record is kept as it is until it is back.
+            if let Some(driver) = driver {
+                if let Some(id) = record.mount_id.clone() {
+                    if record.refs.is_empty() {
+                        tracing::info!(volume = %record.name, "unmounting stale volume mount");
+                        if let Err(e) = driver.unmount(&record.name, &id).await {
+                            tracing::warn!(volume = %record.name, error = %e, "stale unmount failed");
+                        }
+                        record.mount_id = None;
+                        record.mountpoint = None;
+                    } else {
+                        // Lets the driver rebuild its own count for this id.
+                        match driver.mount(&record.name, &id).await {
+                            Ok(path) => record.mountpoint = Some(path),
+                            Err(e) => {
+                                tracing::warn!(volume = %record.name, error = %e, "remount failed")
                             }
                         }
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(volume = %record.name, driver = %record.driver, error = %e, "driver unavailable on restore");
                 }
             }
             if record != before {
