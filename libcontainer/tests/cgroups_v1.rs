@@ -377,3 +377,21 @@ fn nested_default_parent_is_created_and_removed() {
     let top = Path::new("/sys/fs/cgroup/pids").join(parent.trim_start_matches('/'));
     assert!(!top.exists(), "{} left behind", top.display());
 }
+
+#[test]
+fn realtime_budget_reaches_a_nested_cgroup() {
+    let Some(h) = usable() else { return };
+    let Some(cpu) = h.v1.get("cpu") else { return };
+    if !cpu.mount_point.join("cpu.rt_runtime_us").exists() {
+        eprintln!("skipped: kernel without CONFIG_RT_GROUP_SCHED");
+        return;
+    }
+    let g = create(
+        &format!("{}/nested/rt", unique("rt")),
+        r#"{"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000}}"#,
+    );
+    let d = g.0.v1_dir("cpu").unwrap();
+    assert_eq!(read(d, "cpu.rt_runtime_us"), "10000");
+    assert_eq!(read(d, "cpu.rt_period_us"), "1000000");
+    assert_eq!(read(d.parent().unwrap(), "cpu.rt_runtime_us"), "10000");
+}

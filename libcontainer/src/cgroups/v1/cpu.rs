@@ -44,14 +44,40 @@ pub(crate) fn apply(dir: Dir<'_>, c: &LinuxCpu) -> Result<()> {
         )?;
     }
     if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
-        dir.write_for(
-            "linux.resources.cpu.realtimeRuntime",
-            "cpu.rt_runtime_us",
-            r.to_string(),
-        )?;
+        const FIELD: &str = "linux.resources.cpu.realtimeRuntime";
+        if dir
+            .write_for(FIELD, "cpu.rt_runtime_us", r.to_string())
+            .is_err()
+        {
+            // A new parent has no realtime budget to hand down: give the
+            // empty ancestors the same budget, top-down, and retry.
+            grant_to_ancestors(dir, r)?;
+            dir.write_for(FIELD, "cpu.rt_runtime_us", r.to_string())?;
+        }
     }
     if let Some(i) = c.idle() {
         dir.write_for("linux.resources.cpu.idle", "cpu.idle", i.to_string())?;
+    }
+    Ok(())
+}
+
+/// Set `cpu.rt_runtime_us` of the ancestors that have none (up to the first
+/// one with a budget), from the top down.
+fn grant_to_ancestors(dir: Dir<'_>, runtime: i64) -> Result<()> {
+    let mut empty = Vec::new();
+    for anc in dir.path.ancestors().skip(1) {
+        let a = Dir::new(dir.fs, anc);
+        if !a.has("cpu.rt_runtime_us") || a.read_trimmed("cpu.rt_runtime_us")? != "0" {
+            break;
+        }
+        empty.push(anc);
+    }
+    for anc in empty.into_iter().rev() {
+        Dir::new(dir.fs, anc).write_for(
+            "linux.resources.cpu.realtimeRuntime",
+            "cpu.rt_runtime_us",
+            runtime.to_string(),
+        )?;
     }
     Ok(())
 }
