@@ -333,3 +333,43 @@ async fn restore_looks_for_a_dead_plugin_once() {
     assert!(kept.iter().all(|v| v.callers.len() == 1));
     let _ = std::fs::remove_file(run.join("flaky.sock"));
 }
+
+#[tokio::test]
+async fn service_adopts_volumes_a_plugin_already_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("plugins");
+    let _server = served_local(dir.path(), run.join("elder.sock")).await;
+    let plugin = Plugin {
+        name: "elder".into(),
+        addr: PluginAddr::Unix(run.join("elder.sock")),
+    };
+    let direct = PluginDriver::activate(plugin).await.unwrap();
+    for name in ["old-one", "old-two"] {
+        direct.create(name, &Options::new()).await.unwrap();
+    }
+    let svc = VolumeService::builder(dir.path().join("state"))
+        .plugin_discovery(PluginDiscovery::new(vec![run], vec![]))
+        .build()
+        .await
+        .unwrap();
+    svc.create(CreateVolume::named("new-one").driver("elder"))
+        .await
+        .unwrap();
+    let mut adopted = svc.adopt("elder").await.unwrap();
+    adopted.sort();
+    assert_eq!(adopted, ["old-one", "old-two"]);
+    assert!(
+        svc.adopt("elder").await.unwrap().is_empty(),
+        "adopting twice adds nothing"
+    );
+    let all = svc
+        .list(&ListFilter::default().driver("elder"))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let path = svc.mount("old-one", Caller::new("c")).await.unwrap();
+    assert_eq!(path, dir.path().join("vols/old-one/_data"));
+    svc.unmount("old-one", "c").await.unwrap();
+    svc.remove("old-one", false).await.unwrap();
+    assert!(direct.get("old-one").await.unwrap_err().is_not_found());
+}

@@ -398,6 +398,50 @@ impl VolumeService {
         Ok(volume)
     }
 
+    /// Takes in the volumes `driver` knows that the service does not (made
+    /// before the service existed, or by another client of a plugin), as
+    /// Docker lists a driver's volumes. Returns the names adopted.
+    pub async fn adopt(&self, driver: &str) -> Result<Vec<String>> {
+        let found = self.driver(driver).await?.list().await?;
+        let mut adopted = Vec::new();
+        for vol in found {
+            if validate_name(&vol.name).is_err() {
+                tracing::warn!(driver, volume = %vol.name, "not adopting a volume with an invalid name");
+                continue;
+            }
+            let slot = self
+                .slots()?
+                .entry(vol.name.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(None)))
+                .clone();
+            let mut guard = slot.clone().lock_owned().await;
+            let current = self
+                .slots()?
+                .get(&vol.name)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot));
+            if guard.is_some() || !current {
+                continue;
+            }
+            let record = VolumeRecord {
+                name: vol.name.clone(),
+                driver: driver.to_string(),
+                options: Options::new(),
+                labels: BTreeMap::new(),
+                created_at: vol.created_at.unwrap_or_else(crate::time::now_rfc3339),
+                mount_id: None,
+                mountpoint: None,
+                refs: BTreeMap::new(),
+            };
+            if let Err(e) = self.commit(&record) {
+                self.forget(&vol.name, &slot)?;
+                return Err(e);
+            }
+            *guard = Some(record);
+            adopted.push(vol.name);
+        }
+        Ok(adopted)
+    }
+
     /// One volume, with its mountpoint and status as the driver reports them.
     pub async fn inspect(&self, name: &str) -> Result<Volume> {
         let mut volume = self
