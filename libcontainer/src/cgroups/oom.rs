@@ -162,3 +162,44 @@ impl OomWatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The v2 watcher on a plain directory: inotify sees writes to a regular
+    // file the same way as kernfs' notifications on memory.events.
+    #[test]
+    fn v2_watcher_reports_new_oom_kills_and_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("memory.events");
+        std::fs::write(&events, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 1\n").unwrap();
+        let mut w = OomWatcher::v2(dir.path()).unwrap();
+        assert_eq!(
+            w.wait(Some(Duration::from_millis(20))).unwrap(),
+            OomEvent::Timeout
+        );
+        // A change that is not an OOM kill is not reported.
+        std::fs::write(&events, "low 0\nhigh 3\nmax 0\noom 0\noom_kill 1\n").unwrap();
+        assert_eq!(
+            w.wait(Some(Duration::from_millis(50))).unwrap(),
+            OomEvent::Timeout
+        );
+        std::fs::write(&events, "low 0\nhigh 3\nmax 2\noom 2\noom_kill 3\n").unwrap();
+        assert_eq!(
+            w.wait(Some(Duration::from_secs(2))).unwrap(),
+            OomEvent::Oom(2)
+        );
+        std::fs::remove_file(&events).unwrap();
+        assert_eq!(
+            w.wait(Some(Duration::from_secs(2))).unwrap(),
+            OomEvent::CgroupRemoved
+        );
+    }
+
+    #[test]
+    fn v2_watcher_needs_memory_events() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(OomWatcher::v2(dir.path()).is_err());
+    }
+}
