@@ -21,6 +21,7 @@ pub mod ipam;
 pub mod model;
 pub mod netns;
 pub mod nl;
+pub mod remote;
 pub mod store;
 
 pub use controller::{Controller, ControllerConfig};
