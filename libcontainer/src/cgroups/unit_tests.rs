@@ -585,3 +585,156 @@ fn v2_stats_parse() {
     assert_eq!(io.io_service_bytes[1].value, 1024);
     assert_eq!(io.io_serviced.len(), 2);
 }
+
+/// A pure v1 host with net_cls/net_prio and hugetlb mounted too.
+fn v1_host() -> (MemFs, Hierarchies, OwnCgroups) {
+    let mi = "\
+25 20 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+26 20 0:23 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio
+27 20 0:24 / /sys/fs/cgroup/hugetlb rw - cgroup cgroup rw,hugetlb
+28 20 0:25 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+    let fs = MemFs::new();
+    for d in ["cpu,cpuacct", "net_cls,net_prio", "hugetlb", "memory"] {
+        fs.mkdir_p(Path::new("/sys/fs/cgroup").join(d));
+    }
+    fs.template(
+        "/sys/fs/cgroup/hugetlb",
+        &[
+            ("hugetlb.2MB.limit_in_bytes", "-1"),
+            ("hugetlb.1GB.limit_in_bytes", "-1"),
+        ],
+    );
+    let hier = Hierarchies::from_mountinfo(mi, None).unwrap();
+    (fs, hier, OwnCgroups::parse("4:memory:/\n"))
+}
+
+#[test]
+fn v1_host_net_hugetlb_and_comounted_cpu() {
+    let (fs, hier, own) = v1_host();
+    assert_eq!(hier.mode(), CgroupMode::V1);
+    let cfg = config(
+        "/c",
+        r#"{"network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}, {"name": "lo", "priority": 1}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}, {"pageSize": "1GB", "limit": -1}],
+            "cpu": {"shares": 256, "burst": 1000},
+            "memory": {"kernelTCP": 1048576}}"#,
+    );
+    let m = create(&fs, &hier, &own, &cfg).unwrap();
+    assert!(m.unified_dir().is_none());
+    assert_eq!(
+        m.v1_dir("cpu"),
+        m.v1_dir("cpuacct"),
+        "co-mounted: one directory"
+    );
+    assert_eq!(
+        fs.writes_under("/sys/fs/cgroup/net_cls,net_prio/c"),
+        [
+            ("net_cls.classid".to_string(), "1048577".to_string()),
+            ("net_prio.ifpriomap".into(), "eth0 5".into()),
+            ("net_prio.ifpriomap".into(), "lo 1".into()),
+        ]
+    );
+    assert_eq!(
+        fs.writes_under("/sys/fs/cgroup/hugetlb/c"),
+        [
+            (
+                "hugetlb.2MB.limit_in_bytes".to_string(),
+                "4194304".to_string()
+            ),
+            ("hugetlb.1GB.limit_in_bytes".into(), "-1".into()),
+        ]
+    );
+    assert_eq!(
+        fs.writes_under("/sys/fs/cgroup/cpu,cpuacct/c"),
+        [
+            ("cpu.shares".to_string(), "256".to_string()),
+            ("cpu.cfs_burst_us".into(), "1000".into())
+        ]
+    );
+    assert_eq!(
+        fs.writes_under("/sys/fs/cgroup/memory/c"),
+        [(
+            "memory.kmem.tcp.limit_in_bytes".to_string(),
+            "1048576".to_string()
+        )]
+    );
+    // Unified keys need a cgroup2 mount.
+    let err = create(
+        &fs,
+        &hier,
+        &own,
+        &config("/d", r#"{"unified": {"pids.max": "3"}}"#),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("linux.resources.unified:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn v1_cpu_quota_goes_first_when_the_period_is_refused() {
+    let (fs, hier, own) = v1_host();
+    fs.fail_writes(
+        "/sys/fs/cgroup/cpu,cpuacct/c/cpu.cfs_period_us",
+        libc::EINVAL,
+    );
+    let err = create(
+        &fs,
+        &hier,
+        &own,
+        &config("/c", r#"{"cpu": {"quota": 1000, "period": 2000}}"#),
+    )
+    .unwrap_err();
+    // The quota was tried first on the retry, then the period failed again.
+    assert!(
+        err.to_string().starts_with("linux.resources.cpu.period:"),
+        "{err}"
+    );
+    assert_eq!(
+        fs.writes(),
+        [(
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/c/cpu.cfs_quota_us").to_path_buf(),
+            "1000".to_string()
+        )]
+    );
+}
+
+#[test]
+fn v2_cpu_idle_burst_and_bfq_weight() {
+    let (fs, hier, own) = v2_host();
+    fs.template("/sys/fs/cgroup", &[("io.bfq.weight", "default 100")]);
+    let cfg = config(
+        "/c",
+        r#"{"cpu": {"quota": -1, "period": 50000, "burst": 500, "idle": 1},
+            "blockIO": {"weight": 300, "weightDevice": [{"major": 8, "minor": 0, "weight": 50}]}}"#,
+    );
+    create(&fs, &hier, &own, &cfg).unwrap();
+    assert_eq!(
+        fs.writes_under("/sys/fs/cgroup/c"),
+        [
+            ("cpu.max".to_string(), "max 50000".to_string()),
+            ("cpu.max.burst".into(), "500".into()),
+            ("cpu.idle".into(), "1".into()),
+            ("io.bfq.weight".into(), "300".into()),
+            ("io.bfq.weight".into(), "8:0 50".into()),
+        ]
+    );
+}
+
+#[test]
+fn v2_freeze_waits_for_cgroup_events() {
+    let (fs, hier, own) = v2_host();
+    let m = create(&fs, &hier, &own, &config("/c", "{}")).unwrap();
+    // The fake kernel reports the cgroup frozen: freeze writes
+    // cgroup.freeze and returns once cgroup.events agrees.
+    fs.set("/sys/fs/cgroup/c/cgroup.freeze", "0");
+    fs.set("/sys/fs/cgroup/c/cgroup.events", "populated 1\nfrozen 1\n");
+    m.freeze().unwrap();
+    assert_eq!(
+        fs.get("/sys/fs/cgroup/c/cgroup.freeze").as_deref(),
+        Some("1")
+    );
+    assert!(m.is_frozen().unwrap());
+}
