@@ -140,7 +140,7 @@ async fn a_flushed_ruleset_comes_back_on_reload() {
     let out = fh.host.exec(&["nft", "flush", "ruleset"]);
     assert!(out.status.success());
     assert!(!fh.nft_list().contains("berth"));
-    assert!(tcp_get(&fh.outside.ns(), addr(host_ip, 8082)).is_err());
+    assert!(tcp_blocked(&fh.outside.ns(), addr(host_ip, 8082)));
     ctl.reload().await.unwrap();
     assert!(fh.nft_list().contains("dnat ip to"));
     assert_eq!(tcp_get(&fh.outside.ns(), addr(host_ip, 8082)).unwrap(), "r");

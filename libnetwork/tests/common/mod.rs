@@ -207,16 +207,34 @@ pub fn serve_tcp(ns: &NetNs, addr: SocketAddr, reply: &'static str) {
     });
 }
 
-/// Connect from `ns` to `addr` and read what the server says.
-pub fn tcp_get(ns: &NetNs, addr: SocketAddr) -> std::io::Result<String> {
+fn tcp_get_once(ns: &NetNs, addr: SocketAddr, timeout: Duration) -> std::io::Result<String> {
     ns.run(move || {
-        let mut c = TcpStream::connect_timeout(&addr, Duration::from_millis(800))?;
+        let mut c = TcpStream::connect_timeout(&addr, timeout)?;
         c.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut s = String::new();
         c.read_to_string(&mut s)?;
         Ok(s)
     })
     .expect("enter ns")
+}
+
+/// Connect from `ns` to `addr` and read what the server says. A lost first
+/// SYN (the machine is shared and busy) is retried: up to 3 attempts.
+pub fn tcp_get(ns: &NetNs, addr: SocketAddr) -> std::io::Result<String> {
+    let mut last = None;
+    for _ in 0..3 {
+        match tcp_get_once(ns, addr, Duration::from_millis(800)) {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no attempt")))
+}
+
+/// Whether a connection from `ns` to `addr` fails (one attempt: callers
+/// first show the same path works where it should).
+pub fn tcp_blocked(ns: &NetNs, addr: SocketAddr) -> bool {
+    tcp_get_once(ns, addr, Duration::from_millis(600)).is_err()
 }
 
 /// Ask the embedded resolver in `ns` for `name` of `rtype`; returns the
