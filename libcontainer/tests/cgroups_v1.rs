@@ -330,6 +330,22 @@ fn device_rules_deny_dev_null() {
         err.contains("Operation not permitted") || err.contains("ermission"),
         "{err}"
     );
+
+    // update moves the live list to the new rules (difference only).
+    let allow_null: LinuxResources = serde_json::from_str(
+        r#"{"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                        {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}]}"#,
+    )
+    .unwrap();
+    g.0.update(&allow_null).unwrap();
+    let list = read(g.0.v1_dir("devices").unwrap(), "devices.list");
+    assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
+    assert!(list.lines().any(|l| l == "b 7:0 r"), "{list}");
+    assert!(!list.contains("a *:*"), "{list}");
+    let mut child = gated_shell("echo x > /dev/null && echo write-ok");
+    g.0.add_pid(pid_of(&child)).unwrap();
+    let (_, out, err) = release(&mut child);
+    assert!(out.contains("write-ok"), "{out} {err}");
 }
 
 #[test]
