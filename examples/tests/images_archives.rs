@@ -601,3 +601,31 @@ fn save_then_load_round_trips_through_both_formats() {
     assert_eq!(again[0].manifest_digest, a.manifest_digest);
     assert_eq!(again[0].names[0].to_string(), "rt:1");
 }
+
+#[test]
+fn a_missing_layer_dir_is_unpacked_again_from_its_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store
+        .load(&docker_save(&[base_layer(), top_layer()], &["x"], false)[..])
+        .unwrap();
+    let dirs = store.layer_dirs("x").unwrap();
+    fs::remove_dir_all(dirs[0].parent().unwrap()).unwrap();
+    let again = store.layer_dirs("x").unwrap();
+    assert_eq!(again, dirs);
+    assert_eq!(fs::read(again[0].join("etc/hostname")).unwrap(), b"box\n");
+    assert_eq!(store.inspect("x").unwrap().size, 19);
+    // A corrupted layer blob is not unpacked silently (the gzip'd layers
+    // are the blobs starting with the gzip magic).
+    fs::remove_dir_all(dirs[0].parent().unwrap()).unwrap();
+    for entry in fs::read_dir(store.root().join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            fs::write(&path, gzip(b"garbage that is not the layer")).unwrap();
+        }
+    }
+    assert!(store.layer_dirs("x").is_err());
+    assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert!(!dirs[0].exists());
+}

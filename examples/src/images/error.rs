@@ -103,6 +103,10 @@ pub enum ImageError {
         /// The number of layers.
         layers: usize,
     },
+    /// A blocking store call run by [`super::ImageStore::run_blocking`]
+    /// panicked or was cancelled.
+    #[error("image store task failed: {0}")]
+    Task(String),
     /// Building the busybox test image failed.
     #[error("busybox fixture: {0}")]
     Fixture(#[from] libcontainer::fixtures::FixtureError),

@@ -11,6 +11,7 @@ use super::digest::parse_sha256;
 use super::error::{json_err, ImageError, Result};
 use super::layout::Layout;
 use super::reference::ImageRef;
+use super::staging::{Staging, LAYER_DIFF};
 use super::tags;
 use super::unpack::{OverlayWhiteouts, WhiteoutWriter};
 
@@ -84,6 +85,27 @@ impl ImageStore {
         self
     }
 
+    /// Run blocking store work off the async runtime's worker threads
+    /// (`tokio::task::spawn_blocking`), for async engines.
+    ///
+    /// ```no_run
+    /// # async fn f() -> examples::images::Result<()> {
+    /// use examples::images::ImageStore;
+    /// let store = ImageStore::open(ImageStore::DEFAULT_ROOT)?;
+    /// let images = store.run_blocking(|s| s.list()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ImageStore) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| ImageError::Task(e.to_string()))?
+    }
+
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         self.layout.root()
@@ -110,25 +132,35 @@ impl ImageStore {
     }
 
     /// The unpacked layer directories of an image, bottom layer first
-    /// (what overlayfs wants reversed as `lowerdir`).
+    /// (what overlayfs wants reversed as `lowerdir`). Layer directories
+    /// are a cache of the layer blobs: one that is missing (a crash
+    /// between rename and sync, a hand-deleted dir) is unpacked again.
     pub fn layer_dirs(&self, reference: &str) -> Result<Vec<PathBuf>> {
         let record = self.record(reference)?;
-        record
-            .diff_ids()?
+        let diff_ids = record.diff_ids()?;
+        let missing: Vec<(usize, &Digest)> = diff_ids
             .iter()
-            .map(|d| {
-                let dir = self.layout.layer_dir(d).join(super::staging::LAYER_DIFF);
-                if dir.is_dir() {
-                    Ok(dir)
-                } else {
-                    Err(ImageError::Io {
-                        op: "find unpacked layer",
-                        path: dir,
-                        source: std::io::ErrorKind::NotFound.into(),
-                    })
-                }
-            })
-            .collect()
+            .enumerate()
+            .filter(|(_, d)| !self.layout.layer_dir(d).exists())
+            .collect();
+        if !missing.is_empty() {
+            let mut staging = Staging::new(&self.layout, self.whiteouts.as_ref())?;
+            for (i, diff_id) in missing {
+                let blob = record.manifest.layers().get(i).ok_or_else(|| {
+                    ImageError::BadArchive(format!(
+                        "manifest {}: fewer layers than the config's diff_ids",
+                        record.manifest_digest
+                    ))
+                })?;
+                tracing::warn!(%diff_id, "layer directory missing; unpacking it again");
+                staging.layer(blob.digest(), diff_id, &format!("layer {diff_id}"))?;
+            }
+            staging.commit()?;
+        }
+        Ok(diff_ids
+            .iter()
+            .map(|d| self.layout.layer_dir(d).join(LAYER_DIFF))
+            .collect())
     }
 
     /// Load the record of `reference`.
