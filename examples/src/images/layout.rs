@@ -38,6 +38,7 @@ impl Layout {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
         let _lock = layout.lock()?;
+        layout.remove_stale_tmp();
         let marker = root.join("oci-layout");
         if !marker.exists() {
             layout.write_atomic(&marker, OCI_LAYOUT.as_bytes())?;
@@ -135,7 +136,9 @@ impl Layout {
     /// Write `bytes` to `path` through a fsynced temp file and a rename.
     pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&tmp_prefix("write"))
+            .tempfile_in(&tmp_dir)
             .map_err(io_err("create temp file in", &tmp_dir))?;
         tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
         tmp.as_file().sync_all().map_err(io_err("fsync", path))?;
@@ -145,6 +148,45 @@ impl Layout {
             source: e.error,
         })?;
         sync_parent(path)
+    }
+}
+
+/// The prefix of temp files and dirs this process makes under `tmp/`:
+/// it carries our pid so that a later `open` can tell leftovers of a
+/// crashed process from the work of a live one.
+pub(crate) fn tmp_prefix(kind: &str) -> String {
+    format!("{kind}-{}-", std::process::id())
+}
+
+impl Layout {
+    /// Remove what crashed processes left under `tmp/` (their pid is gone).
+    fn remove_stale_tmp(&self) {
+        let tmp = self.tmp_dir();
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if alive {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a crashed import's leftovers")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove stale temp entry")
+                }
+            }
+        }
     }
 }
 
@@ -191,5 +233,24 @@ mod tests {
         // Opening again keeps what is there; nothing is left in tmp/.
         Layout::init(dir.path()).unwrap();
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn open_removes_leftovers_of_dead_processes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path()).unwrap();
+        let tmp = layout.tmp_dir();
+        // pid 0 is never a process we could be racing with.
+        fs::create_dir_all(tmp.join("staging-0-abc/layer-1/diff")).unwrap();
+        fs::write(tmp.join("write-0-xyz"), b"half").unwrap();
+        fs::write(tmp.join("junk"), b"?").unwrap();
+        let ours = tmp.join(tmp_prefix("staging") + "live");
+        fs::create_dir(&ours).unwrap();
+        Layout::init(dir.path()).unwrap();
+        let left: Vec<_> = fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(left, vec![ours]);
     }
 }

@@ -56,7 +56,7 @@ pub struct OverlayMount {
 
 impl OverlayMount {
     /// Mount `lowers` (bottom first) with upper/work/merged under `dir`,
-    /// which is created and must not exist yet.
+    /// which is created (with its parents) and must not exist yet.
     pub fn mount(lowers: &[PathBuf], dir: &Path) -> Result<Self> {
         if lowers.is_empty() {
             return Err(ImageError::Io {
@@ -64,6 +64,9 @@ impl OverlayMount {
                 path: dir.to_path_buf(),
                 source: std::io::ErrorKind::InvalidInput.into(),
             });
+        }
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
         }
         fs::create_dir(dir).map_err(io_err("create container dir", dir))?;
         // From here on the guard cleans up whatever fails.

@@ -65,7 +65,7 @@ impl<'s> Staging<'s> {
     pub(crate) fn new(layout: &'s Layout, whiteouts: &'s dyn WhiteoutWriter) -> Result<Self> {
         let tmp = layout.tmp_dir();
         let dir = tempfile::Builder::new()
-            .prefix("staging-")
+            .prefix(&super::layout::tmp_prefix("staging"))
             .tempdir_in(&tmp)
             .map_err(io_err("create staging dir in", &tmp))?;
         Ok(Self {
