@@ -19,7 +19,7 @@ use super::devices::DeviceRule;
 use super::dir::Dir;
 use super::error::{CgroupError, Result};
 use super::fs::{CgroupFs, RealFs};
-use super::path::cgroup_dir;
+use super::path::{cgroup_dir, CgroupPath, DEFAULT_PARENT};
 use super::stats::Stats;
 use super::{v1, v2};
 
@@ -49,6 +49,10 @@ pub struct CgroupManager {
     /// Device rules from creation time without `linux.resources.devices`
     /// (so `update` can replace only the user part).
     base_device_rules: Option<Vec<DeviceRule>>,
+    /// The default parent (`/berth`) in each hierarchy when we live under
+    /// it: shared by containers, removed by whichever leaves it empty.
+    #[serde(default)]
+    shared_parents: Vec<PathBuf>,
     #[serde(skip, default = "real_fs")]
     fs: Arc<dyn CgroupFs>,
 }
@@ -90,11 +94,25 @@ impl CgroupManager {
             unified_controllers: BTreeSet::new(),
             created: Vec::new(),
             base_device_rules: None,
+            shared_parents: Vec::new(),
             fs,
         };
+        let default_parent = CgroupPath::Absolute(PathBuf::from(DEFAULT_PARENT));
+        let under_default = matches!((&config.path, &default_parent),
+            (CgroupPath::Absolute(p), CgroupPath::Absolute(d)) if p.parent() == Some(d.as_path()));
         if let Err(e) = mgr.create_dirs(hier, own, config) {
             mgr.remove_created();
             return Err(e);
+        }
+        if under_default {
+            let mut parents: Vec<PathBuf> = mgr
+                .all_dirs()
+                .iter()
+                .filter_map(|d| d.parent().map(Path::to_path_buf))
+                .collect();
+            parents.sort();
+            parents.dedup();
+            mgr.shared_parents = parents;
         }
         if let Some(rules) = &config.device_rules {
             let user = config.resources.devices().as_ref().map_or(0, Vec::len);
@@ -109,26 +127,33 @@ impl CgroupManager {
     }
 
     fn mkdir_tracked(&mut self, dir: &Path, cpuset: bool) -> Result<()> {
-        let mut missing = Vec::new();
-        for anc in dir.ancestors() {
-            if self.fs.exists(anc) {
-                break;
-            }
-            missing.push(anc.to_path_buf());
-        }
-        for d in missing.into_iter().rev() {
-            match self.fs.create_dir(&d) {
-                Ok(()) => {
-                    self.created.push(d.clone());
-                    if cpuset {
-                        v1::cpuset::inherit_from_parent(self.fs.as_ref(), &d)?;
-                    }
+        // Another container's delete may remove a shared parent (say
+        // /berth) between our check and our mkdir: walk again then.
+        let mut attempts = 0;
+        'walk: loop {
+            attempts += 1;
+            let mut missing = Vec::new();
+            for anc in dir.ancestors() {
+                if self.fs.exists(anc) {
+                    break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(CgroupError::io("mkdir", d, e)),
+                missing.push(anc.to_path_buf());
             }
+            for d in missing.into_iter().rev() {
+                match self.fs.create_dir(&d) {
+                    Ok(()) => {
+                        self.created.push(d.clone());
+                        if cpuset {
+                            v1::cpuset::inherit_from_parent(self.fs.as_ref(), &d)?;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue 'walk,
+                    Err(e) => return Err(CgroupError::io("mkdir", d, e)),
+                }
+            }
+            return Ok(());
         }
-        Ok(())
     }
 
     fn create_dirs(
@@ -589,6 +614,10 @@ impl CgroupManager {
                     ) => {}
                 Err(e) => return Err(CgroupError::io("rmdir", d, e)),
             }
+        }
+        for d in &self.shared_parents {
+            // Busy while another container lives there: that one removes it.
+            let _ = self.fs.remove_dir(d);
         }
         Ok(())
     }

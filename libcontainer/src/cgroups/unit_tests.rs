@@ -738,3 +738,22 @@ fn v2_freeze_waits_for_cgroup_events() {
     );
     assert!(m.is_frozen().unwrap());
 }
+
+#[test]
+fn the_default_parent_goes_with_the_last_container() {
+    let (fs, hier, own) = hybrid_host();
+    let a = create(&fs, &hier, &own, &config("/berth/a", "{}")).unwrap();
+    let b = create(&fs, &hier, &own, &config("/berth/b", "{}")).unwrap();
+    // a made /berth, but b still lives there.
+    a.delete(DeleteOptions::default()).unwrap();
+    assert!(fs.is_dir("/sys/fs/cgroup/memory/berth/b"));
+    // b did not make /berth, yet as the last one under it removes it.
+    b.delete(DeleteOptions::default()).unwrap();
+    assert!(!fs.is_dir("/sys/fs/cgroup/memory/berth"));
+    assert!(!fs.is_dir("/sys/fs/cgroup/unified/berth"));
+    // Other parents are never touched.
+    fs.mkdir_p("/sys/fs/cgroup/memory/mine");
+    let c = create(&fs, &hier, &own, &config("/mine/c", "{}")).unwrap();
+    c.delete(DeleteOptions::default()).unwrap();
+    assert!(fs.is_dir("/sys/fs/cgroup/memory/mine"));
+}
