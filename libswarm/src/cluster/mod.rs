@@ -29,6 +29,7 @@
 //! ```
 
 mod backend_impl;
+pub mod etcd;
 pub mod filter;
 pub mod scheduler;
 pub mod store;

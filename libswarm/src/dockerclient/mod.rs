@@ -16,7 +16,7 @@
 //! # Ok(()) }
 //! ```
 
-mod transport;
+pub(crate) mod transport;
 
 use async_trait::async_trait;
 use bytes::Bytes;
