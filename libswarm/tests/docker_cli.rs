@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 struct Cli {
     dir: tempfile::TempDir,
     host: String,
-    _server: ServerHandle,
+    _server: Option<ServerHandle>,
 }
 
 struct Out {
@@ -51,7 +51,7 @@ async fn start() -> Option<Cli> {
     Some(Cli {
         host: format!("unix://{}", sock.display()),
         dir,
-        _server: server,
+        _server: Some(server),
     })
 }
 
@@ -454,4 +454,77 @@ async fn misses_are_json_404s_and_versions_are_negotiated() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.41");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_through_a_dockerserver_debug_cluster_pipeline() {
+    if docker_binary().is_none() {
+        eprintln!("SKIP: no `docker` CLI on PATH");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("unix://{}/c.sock", dir.path().display());
+    let pipeline = libswarm::pipeline::build(&[
+        format!("dockerserver {host}"),
+        "debug".to_string(),
+        "cluster n1:zone=eu@fake n2:zone=us@fake".to_string(),
+    ])
+    .await
+    .unwrap();
+    let cli = Cli {
+        host,
+        dir,
+        _server: None,
+    };
+    let out = cli
+        .run(&[
+            "run",
+            "--rm",
+            "-e",
+            "constraint:zone==us",
+            "busybox",
+            "echo",
+            "from-us",
+        ])
+        .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "from-us\n"),
+        "{}",
+        out.stderr
+    );
+    for i in 0..4 {
+        cli.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("c{i}"),
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .await;
+    }
+    let nodes = cli
+        .ok(&["ps", "--format", "{{.Label \"com.docker.swarm.node\"}}"])
+        .await;
+    let mut nodes: Vec<&str> = nodes.lines().collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["n1", "n1", "n2", "n2"], "spread over two nodes");
+    let node = cli
+        .ok(&[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"com.docker.swarm.node\"}}",
+            "c0",
+        ])
+        .await;
+    assert!(node.trim() == "n1" || node.trim() == "n2", "{node}");
+    assert_eq!(cli.ok(&["exec", "c3", "echo", "routed"]).await, "routed\n");
+    let info = cli
+        .ok(&["info", "--format", "{{.Name}} {{.Containers}}"])
+        .await;
+    assert_eq!(info.trim(), "berth-cluster 4");
+    cli.ok(&["rm", "-f", "c0", "c1", "c2", "c3"]).await;
+    pipeline.shutdown().await;
 }
