@@ -629,3 +629,22 @@ fn a_missing_layer_dir_is_unpacked_again_from_its_blob() {
     assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     assert!(!dirs[0].exists());
 }
+
+#[test]
+fn busybox_save_archive_round_trips() {
+    let mut archive = Vec::new();
+    let id = examples::images::write_busybox_image_archive(&mut archive).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let loaded = store.load(&archive[..]).unwrap();
+    assert_eq!(loaded[0].id, id);
+    assert_eq!(loaded[0].names[0].to_string(), "busybox:latest");
+    let config = store.runtime_config("busybox").unwrap();
+    assert_eq!(config.cmd, ["sh"]);
+    let layers = store.layer_dirs("busybox").unwrap();
+    assert!(layers[0].join("bin/busybox").is_file());
+    assert_eq!(
+        fs::read_link(layers[0].join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+}

@@ -68,3 +68,20 @@ pub fn import_busybox(store: &ImageStore) -> Result<Digest> {
     write_busybox_rootfs_tar(&mut tar)?;
     store.import(&tar[..], &busybox_import_options())
 }
+
+/// Write a `docker save` archive of busybox (`busybox:latest`), made by
+/// importing busybox into a scratch store and saving it: the input for
+/// `docker load -i` in acceptance tests. Returns the image ID.
+///
+/// ```no_run
+/// let mut archive = Vec::new();
+/// let id = examples::images::write_busybox_image_archive(&mut archive)?;
+/// # Ok::<(), examples::images::ImageError>(())
+/// ```
+pub fn write_busybox_image_archive(out: impl Write) -> Result<Digest> {
+    let dir = tempfile::tempdir().map_err(io_err("create temp dir in", &std::env::temp_dir()))?;
+    let store = ImageStore::open(dir.path())?;
+    let id = import_busybox(&store)?;
+    store.save(&[BUSYBOX_IMAGE], out)?;
+    Ok(id)
+}

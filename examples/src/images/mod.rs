@@ -53,7 +53,7 @@ pub use changes::Change;
 pub use digest::{parse_sha256, sha256_of};
 pub use error::{ImageError, Result};
 pub use fixtures::{
-    busybox_import_options, import_busybox, write_busybox_rootfs_tar,
+    busybox_import_options, import_busybox, write_busybox_image_archive, write_busybox_rootfs_tar,
     write_busybox_rootfs_tar_file, BUSYBOX_IMAGE,
 };
 pub use import::ImportOptions;
