@@ -727,6 +727,94 @@ impl Controller {
             })
     }
 
+    /// The sandbox made for a container id.
+    pub async fn sandbox_for_container(&self, container_id: &str) -> Option<SandboxInfo> {
+        self.state
+            .lock()
+            .await
+            .sandboxes
+            .values()
+            .find(|s| s.info.config.container_id == container_id)
+            .map(|s| s.info.clone())
+    }
+
+    /// Every endpoint.
+    pub async fn endpoints(&self) -> Vec<EndpointInfo> {
+        self.state
+            .lock()
+            .await
+            .endpoints
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Every sandbox.
+    pub async fn sandboxes(&self) -> Vec<SandboxInfo> {
+        self.state
+            .lock()
+            .await
+            .sandboxes
+            .values()
+            .map(|s| s.info.clone())
+            .collect()
+    }
+
+    /// Check that a joined endpoint's interface is in its sandbox with its
+    /// addresses (CNI's CHECK).
+    pub async fn verify(&self, endpoint_id: &str) -> Result<()> {
+        use futures::TryStreamExt;
+        let (ep, handle) = {
+            let st = self.state.lock().await;
+            let ep = st
+                .endpoints
+                .get(endpoint_id)
+                .cloned()
+                .ok_or_else(|| Error::NotFound {
+                    kind: "endpoint",
+                    name: endpoint_id.to_string(),
+                })?;
+            let sb = ep
+                .sandbox_id
+                .as_ref()
+                .and_then(|s| st.sandboxes.get(s))
+                .ok_or_else(|| Error::NotFound {
+                    kind: "joined sandbox of endpoint",
+                    name: ep.config.name.clone(),
+                })?;
+            (ep, sb.handle.clone())
+        };
+        let ifname = ep.ifname.clone().unwrap_or_default();
+        let index = nl::require_link(&handle.netlink, &ifname).await?;
+        let mut found = Vec::new();
+        let mut addrs = handle
+            .netlink
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(|e| Error::netlink("list addresses", e))?
+        {
+            for a in msg.attributes {
+                if let netlink_packet_route::address::AddressAttribute::Address(ip) = a {
+                    found.push(ip);
+                }
+            }
+        }
+        for want in &ep.addresses {
+            if !found.contains(&want.addr()) {
+                return Err(Error::NotFound {
+                    kind: "address on the sandbox interface",
+                    name: format!("{want} on {ifname}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Plug an endpoint into a sandbox. Its names resolve in every sandbox
     /// on the network when this returns.
     pub async fn join(&self, endpoint_id: &str, sandbox_id: &str) -> Result<EndpointInfo> {
@@ -769,10 +857,25 @@ impl Controller {
             .filter(|e| e.sandbox_id.as_deref() == Some(sandbox_id))
             .filter_map(|e| e.ifname.as_deref())
             .collect();
-        let ifname = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|n| !used.contains(&n.as_str()))
-            .unwrap_or_default();
+        let ifname = match &ep.config.ifname {
+            Some(n) if used.contains(&n.as_str()) => {
+                return Err(Error::InUse(format!(
+                    "interface {n} already exists in sandbox {}",
+                    &sandbox_id[..sandbox_id.len().min(12)]
+                )));
+            }
+            Some(n) if n.is_empty() || n.len() > 15 || n.contains('/') => {
+                return Err(Error::invalid(
+                    "endpoint.ifname",
+                    format!("{n:?} is not a valid interface name"),
+                ));
+            }
+            Some(n) => n.clone(),
+            None => (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !used.contains(&n.as_str()))
+                .unwrap_or_default(),
+        };
         ep.ifname = Some(ifname);
         ep.sandbox_id = Some(sandbox_id.to_string());
         let driver = self.driver(&net.config.driver)?;

@@ -11,6 +11,7 @@
 //! manage a "host" that is itself a network namespace, which is how the
 //! tests run without touching the real host.
 
+pub mod cni;
 pub mod controller;
 pub mod dns;
 pub mod driver;

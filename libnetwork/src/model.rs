@@ -234,6 +234,9 @@ pub struct EndpointConfig {
     pub ports: Vec<PortMapping>,
     /// A MAC address for the sandbox's interface.
     pub mac: Option<[u8; 6]>,
+    /// The interface name inside the sandbox; `None` picks eth0, eth1 …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifname: Option<String>,
 }
 
 impl EndpointConfig {
@@ -287,6 +290,11 @@ impl EndpointConfigBuilder {
     /// Use this MAC address.
     pub fn mac(mut self, mac: [u8; 6]) -> Self {
         self.cfg.mac = Some(mac);
+        self
+    }
+    /// Name the interface inside the sandbox.
+    pub fn ifname(mut self, name: impl Into<String>) -> Self {
+        self.cfg.ifname = Some(name.into());
         self
     }
     /// Finish.
