@@ -6,20 +6,20 @@ use std::process::Command;
 
 use examples::images::{import_busybox, ImageStore};
 
-fn skopeo() -> bool {
-    let ok = Command::new("skopeo")
+fn tool(name: &str) -> bool {
+    let ok = Command::new(name)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        println!("skipping: skopeo is not installed");
+        println!("skipping: {name} is not installed");
     }
     ok
 }
 
 #[test]
 fn skopeo_converts_our_save_to_an_oci_archive_we_load() {
-    if !skopeo() {
+    if !tool("skopeo") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -56,4 +56,55 @@ fn skopeo_converts_our_save_to_an_oci_archive_we_load() {
     assert!(other.layer_dirs("busybox:skopeo").unwrap()[0]
         .join("bin/busybox")
         .is_file());
+}
+
+#[test]
+fn umoci_unpacks_an_image_straight_from_our_store() {
+    if !tool("umoci") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("store")).unwrap();
+    import_busybox(&store).unwrap();
+
+    let list = Command::new("umoci")
+        .arg("ls")
+        .arg("--layout")
+        .arg(store.root())
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "umoci ls: {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "latest");
+
+    let bundle = dir.path().join("bundle");
+    let mut unpack = Command::new("umoci");
+    unpack.arg("unpack");
+    if !nix::unistd::geteuid().is_root() {
+        unpack.arg("--rootless");
+    }
+    let out = unpack
+        .arg("--image")
+        .arg(format!("{}:latest", store.root().display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    // umoci turned our image config into a runtime spec: Cmd and Env.
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["process"]["args"], serde_json::json!(["sh"]));
+    assert!(spec["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().starts_with("PATH=")));
 }
