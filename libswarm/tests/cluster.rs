@@ -222,7 +222,7 @@ async fn a_node_that_stops_heartbeating_is_marked_down_and_comes_back() {
     let mut nodes = Vec::new();
     let mut builder = Cluster::builder()
         .heartbeat(Duration::from_millis(100))
-        .down_after(Duration::from_millis(400));
+        .down_after(Duration::from_millis(1000));
     for i in 0..3 {
         let name = format!("n{i}");
         let n = NetNode::start(&name).await;

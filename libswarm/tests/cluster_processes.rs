@@ -70,7 +70,7 @@ async fn cluster_of_node_processes_survives_a_killed_node() {
     let mut nodes = Nodes(Vec::new());
     let mut builder = Cluster::builder()
         .heartbeat(Duration::from_millis(100))
-        .down_after(Duration::from_millis(500));
+        .down_after(Duration::from_millis(1000));
     for i in 0..3 {
         let name = format!("p{i}");
         let sock = dir.path().join(format!("{name}.sock"));

@@ -140,7 +140,7 @@ async fn cluster_on_etcd_marks_a_silent_node_down() {
     let mut builder = Cluster::builder()
         .store(store.clone())
         .heartbeat(Duration::from_millis(100))
-        .down_after(Duration::from_millis(600));
+        .down_after(Duration::from_millis(1000));
     for i in 0..2 {
         let addr = ListenAddr::Unix(dir.path().join(format!("n{i}.sock")));
         servers.push(

@@ -125,7 +125,13 @@ impl ClusterBuilder {
             down_after_ms: self.down_after.as_millis() as i64,
         });
         if !self.heartbeat.is_zero() {
-            tokio::spawn(monitor(Arc::downgrade(&inner), self.heartbeat));
+            // A ping may take up to half the down window before it counts as missed.
+            let ping_timeout = self.heartbeat.max(self.down_after / 2);
+            tokio::spawn(monitor(
+                Arc::downgrade(&inner),
+                self.heartbeat,
+                ping_timeout,
+            ));
         }
         Ok(Cluster { inner })
     }
@@ -337,7 +343,7 @@ impl Inner {
     }
 }
 
-async fn monitor(inner: Weak<Inner>, every: Duration) {
+async fn monitor(inner: Weak<Inner>, every: Duration, ping_timeout: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -346,6 +352,6 @@ async fn monitor(inner: Weak<Inner>, every: Duration) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        inner.check_health(every).await;
+        inner.check_health(ping_timeout).await;
     }
 }
