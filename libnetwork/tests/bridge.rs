@@ -325,3 +325,36 @@ async fn unknown_names_are_forwarded_to_a_host_loopback_upstream() {
         (vec!["192.0.2.7".to_string()], "NoError")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icc_off_keeps_neighbours_apart_but_lets_them_out() {
+    if !is_root() {
+        return;
+    }
+    let fh = FakeHost::new().await;
+    let ctl = fh.ctl();
+    ctl.create_network(
+        NetworkConfig::builder("noicc", "bridge")
+            .option("icc", "false")
+            .build(),
+    )
+    .await
+    .unwrap();
+    let a = ctl.create_sandbox(SandboxConfig::new("a")).await.unwrap();
+    let b = ctl.create_sandbox(SandboxConfig::new("b")).await.unwrap();
+    ctl.attach("noicc", &a.id, EndpointConfig::builder("a").build())
+        .await
+        .unwrap();
+    let eb = ctl
+        .attach("noicc", &b.id, EndpointConfig::builder("b").build())
+        .await
+        .unwrap();
+    let outside_ip: IpAddr = OUTSIDE_IP.parse().unwrap();
+    serve_tcp(&fh.outside.ns(), addr(outside_ip, 5001), "out");
+    assert_eq!(
+        tcp_get(&ns_of(&a.netns_path), addr(outside_ip, 5001)).unwrap(),
+        "out"
+    );
+    serve_tcp(&ns_of(&b.netns_path), addr(v4(&eb), 6001), "b");
+    assert!(tcp_blocked(&ns_of(&a.netns_path), addr(v4(&eb), 6001)));
+}
