@@ -187,3 +187,34 @@ fn whiteouts_hide_lower_files_through_overlayfs() {
     );
     assert!(root.join("cache/new").exists());
 }
+
+#[test]
+fn a_layer_repeated_in_the_stack_mounts_with_its_top_place_winning() {
+    if !root_or_skip("a_layer_repeated_in_the_stack_mounts_with_its_top_place_winning") {
+        return;
+    }
+    let a = tar_of(&[("f", b"from a")]);
+    let b = tar_of(&[("f", b"from b"), ("only-b", b"b")]);
+    let diff_ids = [sha256_of(&a), sha256_of(&b), sha256_of(&a)].map(|d| d.to_string());
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha256_of(&config).digest());
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": config_name, "RepoTags": ["aba:1"], "Layers": ["a/layer.tar", "b/layer.tar", "a/layer.tar"]}
+    ]))
+    .unwrap();
+    let archive = tar_of(&[
+        ("manifest.json", &manifest),
+        (&config_name, &config),
+        ("a/layer.tar", &a),
+        ("b/layer.tar", &b),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+    store.load(&archive[..]).unwrap();
+    let mount = store.mount("aba:1", &dir.path().join("c")).unwrap();
+    assert_eq!(fs::read(mount.rootfs().join("f")).unwrap(), b"from a");
+    assert!(mount.rootfs().join("only-b").exists());
+}

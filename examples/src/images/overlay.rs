@@ -26,12 +26,15 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
             });
         }
     }
-    // overlayfs lists lower dirs top first.
-    let lower: Vec<String> = lowers
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .collect();
+    // overlayfs lists lower dirs top first and refuses a dir twice. A
+    // layer repeated in the stack (same diff-id, so same dir) only needs
+    // its topmost place: everything it holds is already above the others.
+    let mut lower: Vec<String> = Vec::with_capacity(lowers.len());
+    for dir in lowers.iter().rev().map(|p| p.display().to_string()) {
+        if !lower.contains(&dir) {
+            lower.push(dir);
+        }
+    }
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
@@ -184,6 +187,13 @@ mod tests {
             data,
             "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work"
         );
+    }
+
+    #[test]
+    fn repeated_layers_keep_their_topmost_place() {
+        let (a, b) = (PathBuf::from("/l/a"), PathBuf::from("/l/b"));
+        let data = overlay_options(&[a.clone(), b, a], Path::new("/u"), Path::new("/w")).unwrap();
+        assert_eq!(data, "lowerdir=/l/a:/l/b,upperdir=/u,workdir=/w");
     }
 
     #[test]
