@@ -218,3 +218,56 @@ fn a_layer_repeated_in_the_stack_mounts_with_its_top_place_winning() {
     assert_eq!(fs::read(mount.rootfs().join("f")).unwrap(), b"from a");
     assert!(mount.rootfs().join("only-b").exists());
 }
+
+#[test]
+fn an_image_with_more_layers_than_paths_fit_in_a_page_mounts() {
+    if !root_or_skip("an_image_with_more_layers_than_paths_fit_in_a_page_mounts") {
+        return;
+    }
+    const LAYERS: usize = 60;
+    let layers: Vec<Vec<u8>> = (0..LAYERS)
+        .map(|i| {
+            tar_of(&[
+                (&format!("f{i}"), format!("{i}").as_bytes()),
+                ("top", format!("{i}").as_bytes()),
+            ])
+        })
+        .collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_of(l).to_string()).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha256_of(&config).digest());
+    let paths: Vec<String> = (0..LAYERS).map(|i| format!("l{i}/layer.tar")).collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": config_name, "RepoTags": ["tall:1"], "Layers": paths}
+    ]))
+    .unwrap();
+    let mut files: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest), (&config_name, &config)];
+    files.extend(
+        paths
+            .iter()
+            .map(String::as_str)
+            .zip(layers.iter().map(Vec::as_slice)),
+    );
+    let archive = tar_of(&files);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+    store.load(&archive[..]).unwrap();
+    let lowers = store.layer_dirs("tall:1").unwrap();
+    let joined: usize = lowers.iter().map(|p| p.as_os_str().len() + 1).sum();
+    assert!(
+        joined > 4096,
+        "the test needs paths longer than a page: {joined}"
+    );
+    let mount = store.mount("tall:1", &dir.path().join("c")).unwrap();
+    for i in 0..LAYERS {
+        assert!(mount.rootfs().join(format!("f{i}")).exists(), "layer {i}");
+    }
+    assert_eq!(
+        fs::read(mount.rootfs().join("top")).unwrap(),
+        format!("{}", LAYERS - 1).as_bytes()
+    );
+}

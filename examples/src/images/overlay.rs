@@ -4,6 +4,7 @@
 //! unmounts and removes the container's directory.
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -11,7 +12,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use super::error::{io_err, ImageError, Result};
 use super::store::ImageStore;
 
-/// The longest mount data the kernel accepts (one page).
+/// The longest mount data the kernel accepts (one page). Longer layer
+/// lists are mounted through `/proc/self/fd/N` names (about 230 layers).
 const MAX_MOUNT_DATA: usize = 4095;
 
 /// The overlayfs option string for `lowers` (bottom layer first).
@@ -26,15 +28,12 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
             });
         }
     }
-    // overlayfs lists lower dirs top first and refuses a dir twice. A
-    // layer repeated in the stack (same diff-id, so same dir) only needs
-    // its topmost place: everything it holds is already above the others.
-    let mut lower: Vec<String> = Vec::with_capacity(lowers.len());
-    for dir in lowers.iter().rev().map(|p| p.display().to_string()) {
-        if !lower.contains(&dir) {
-            lower.push(dir);
-        }
-    }
+    // overlayfs lists lower dirs top first.
+    let lower: Vec<String> = unique_lowers(lowers)
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
@@ -47,6 +46,20 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
         });
     }
     Ok(data)
+}
+
+/// `lowers` (bottom first) with each dir only at its topmost place:
+/// overlayfs refuses a dir twice, and a layer repeated in the stack (same
+/// diff-id, so same dir) gives the same view from its top place alone,
+/// since everything it holds is already above the layers between.
+fn unique_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::with_capacity(lowers.len());
+    for (i, dir) in lowers.iter().enumerate() {
+        if !lowers[i + 1..].contains(dir) {
+            out.push(dir.clone());
+        }
+    }
+    out
 }
 
 /// A mounted container rootfs: `<dir>/merged` over the image layers, with
@@ -81,7 +94,24 @@ impl OverlayMount {
         for d in [&upper, &work, &merged] {
             fs::create_dir(d).map_err(io_err("create", d))?;
         }
-        let data = overlay_options(lowers, &upper, &work)?;
+        let lowers = unique_lowers(lowers);
+        // Keeps the layer fds (if any) open until the mount is made.
+        let (data, _fds) = match overlay_options(&lowers, &upper, &work) {
+            Err(ImageError::TooManyLayers { .. }) => {
+                // The paths do not fit in one page: name each layer by an
+                // fd of ours instead; the kernel resolves them at mount.
+                let fds = lowers
+                    .iter()
+                    .map(|p| fs::File::open(p).map_err(io_err("open layer", p)))
+                    .collect::<Result<Vec<_>>>()?;
+                let by_fd: Vec<PathBuf> = fds
+                    .iter()
+                    .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())))
+                    .collect();
+                (overlay_options(&by_fd, &upper, &work)?, fds)
+            }
+            other => (other?, Vec::new()),
+        };
         mount(
             Some("overlay"),
             &merged,
