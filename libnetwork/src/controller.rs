@@ -33,6 +33,9 @@ pub struct ControllerConfig {
     pub nft_table: String,
     /// Upstream resolvers; `None` reads the host's /etc/resolv.conf.
     pub dns_upstreams: Option<Vec<SocketAddr>>,
+    /// Where unknown driver names are looked up as network/IPAM plugins
+    /// (Docker's is /run/docker/plugins).
+    pub plugin_dir: PathBuf,
 }
 
 impl ControllerConfig {
@@ -51,7 +54,13 @@ impl ControllerConfig {
             host_netns: None,
             nft_table: "berth".into(),
             dns_upstreams: None,
+            plugin_dir: PathBuf::from("/run/docker/plugins"),
         }
+    }
+    /// Look plugins up in this directory.
+    pub fn plugin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugin_dir = dir.into();
+        self
     }
     /// Manage this namespace instead of the caller's.
     pub fn host_netns(mut self, path: impl Into<PathBuf>) -> Self {
@@ -104,6 +113,7 @@ pub struct Controller {
     bridge: Arc<BridgeDriver>,
     dns: Arc<DnsTable>,
     upstreams: Vec<SocketAddr>,
+    plugin_dir: PathBuf,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -178,6 +188,7 @@ impl Controller {
             bridge,
             dns: Arc::new(DnsTable::default()),
             upstreams,
+            plugin_dir: config.plugin_dir.clone(),
             state: tokio::sync::Mutex::new(State::default()),
         });
         ctl.restore().await?;
@@ -203,6 +214,45 @@ impl Controller {
     /// The host context drivers get (for embedding custom drivers).
     pub fn host(&self) -> &HostContext {
         &self.host
+    }
+
+    /// A registered driver, or a plugin of that name found in the plugin
+    /// directory (then registered).
+    async fn driver_or_plugin(&self, name: &str) -> Result<Arc<dyn Driver>> {
+        if let Ok(d) = self.driver(name) {
+            return Ok(d);
+        }
+        match crate::remote::RemoteDriver::connect(&self.plugin_dir, name).await {
+            Ok(d) => {
+                let d: Arc<dyn Driver> = Arc::new(d);
+                self.register_driver(d.clone());
+                Ok(d)
+            }
+            Err(Error::NotFound { .. }) => self.driver(name),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A registered IPAM driver, or a plugin of that name.
+    async fn ipam_or_plugin(&self, name: &str) -> Result<Arc<dyn Ipam>> {
+        if let Ok(i) = self.ipam(name) {
+            return Ok(i);
+        }
+        match crate::remote::RemoteIpam::connect(&self.plugin_dir, name).await {
+            Ok(i) => {
+                let i: Arc<dyn Ipam> = Arc::new(i);
+                self.register_ipam(i.clone());
+                Ok(i)
+            }
+            Err(Error::NotFound { .. }) => self.ipam(name),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An in-process IPAM whose allocations we replay on restart (plugins
+    /// keep their own state).
+    fn replayable_ipam(&self, name: &str) -> Option<Arc<dyn Ipam>> {
+        self.ipam(name).ok().filter(|i| !i.keeps_state())
     }
 
     fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
@@ -336,8 +386,8 @@ impl Controller {
                 name: config.name,
             });
         }
-        let driver = self.driver(&config.driver)?;
-        let ipam = self.ipam(&config.ipam_driver)?;
+        let driver = self.driver_or_plugin(&config.driver).await?;
+        let ipam = self.ipam_or_plugin(&config.ipam_driver).await?;
         let mut subnets = Vec::new();
         if driver.needs_ipam() {
             subnets = self
@@ -1021,7 +1071,10 @@ impl Controller {
         // Replay IPAM: pools, gateways, aux and endpoint addresses are
         // requested again exactly, so nothing is handed out twice.
         for net in &networks {
-            let ipam = self.ipam(&net.config.ipam_driver)?;
+            st.networks.insert(net.id.clone(), net.clone());
+            let Some(ipam) = self.replayable_ipam(&net.config.ipam_driver) else {
+                continue;
+            };
             for s in &net.subnets {
                 ipam.request_pool(&PoolRequest {
                     subnet: Some(s.subnet),
@@ -1033,7 +1086,6 @@ impl Controller {
                     ipam.request_address(&s.pool_id, Some(*a)).await?;
                 }
             }
-            st.networks.insert(net.id.clone(), net.clone());
         }
         endpoints.retain(|e| {
             let keep = st.networks.contains_key(&e.network_id);
@@ -1044,7 +1096,9 @@ impl Controller {
         });
         for ep in &endpoints {
             let net = &st.networks[&ep.network_id];
-            let ipam = self.ipam(&net.config.ipam_driver)?;
+            let Some(ipam) = self.replayable_ipam(&net.config.ipam_driver) else {
+                continue;
+            };
             for a in &ep.addresses {
                 if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(&a.addr())) {
                     ipam.request_address(&s.pool_id, Some(a.addr())).await?;

@@ -44,6 +44,11 @@ pub struct Pool {
 pub trait Ipam: Send + Sync {
     /// The driver's name, as used in network configuration.
     fn name(&self) -> &str;
+    /// Whether the allocator keeps its own state across our restarts
+    /// (plugins do); if not, the controller replays its allocations.
+    fn keeps_state(&self) -> bool {
+        false
+    }
     /// Reserve a pool.
     async fn request_pool(&self, req: &PoolRequest) -> Result<Pool>;
     /// Give a pool back; its addresses are forgotten.

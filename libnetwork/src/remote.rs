@@ -385,6 +385,10 @@ impl Ipam for RemoteIpam {
         &self.client.name
     }
 
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
     async fn request_pool(&self, req: &PoolRequest) -> Result<Pool> {
         #[derive(Deserialize)]
         struct Resp {

@@ -102,3 +102,41 @@ async fn bridge_and_ipam_served_as_plugins_work_through_the_client() {
     ctl.delete_sandbox(&b.id).await.unwrap();
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_are_discovered_by_name_in_the_plugin_dir() {
+    if !is_root() {
+        return;
+    }
+    let mut fh = FakeHost::new().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut host = fh.ctl().host().clone();
+    host.nft_table = "berth-plugin".into();
+    let server = serve(
+        ServedPlugin {
+            driver: Some(Arc::new(libnetwork::drivers::BridgeDriver::new())),
+            ipam: None,
+            host,
+        },
+        &plugins.path().join("found.sock"),
+    )
+    .unwrap();
+    fh.ctl.take();
+    fh.ctl = Some(
+        libnetwork::Controller::new(fh.config().plugin_dir(plugins.path()))
+            .await
+            .unwrap(),
+    );
+    let ctl = fh.ctl();
+    let net = ctl
+        .create_network(NetworkConfig::builder("byname", "found").build())
+        .await
+        .unwrap();
+    assert_eq!(net.config.driver, "found");
+    let err = ctl
+        .create_network(NetworkConfig::builder("nope", "missing").build())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    server.abort();
+}
