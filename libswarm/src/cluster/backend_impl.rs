@@ -216,12 +216,12 @@ impl Backend for Cluster {
                 )));
             }
         }
-        let (constraints, affinities) = filter::from_config(&body.config)?;
+        let (constraints, affinities) = filter::expressions(&body.config)?;
         let mut tried = Vec::new();
         loop {
             let (node, spec) = {
                 let mut sched = inner.sched();
-                let mut spec = sched.compile(&constraints, &affinities);
+                let mut spec = sched.compile_expressions(&constraints, &affinities)?;
                 spec.ports = host_ports(&body);
                 if let Some(h) = &body.host_config {
                     spec.nano_cpus = h.nano_cpus.unwrap_or(0).max(0);

@@ -172,15 +172,16 @@ pub fn normalize_image(r: &str) -> String {
     }
 }
 
-/// Constraints and affinities of a container config (env and labels).
-pub fn from_config(config: &ContainerConfig) -> Result<(Vec<Constraint>, Vec<Affinity>)> {
+/// The raw constraint and affinity expressions of a container config
+/// (env `constraint:…`/`affinity:…` and the swarm labels), unparsed.
+pub fn expressions(config: &ContainerConfig) -> Result<(Vec<String>, Vec<String>)> {
     let mut constraints = Vec::new();
     let mut affinities = Vec::new();
     for e in config.env.iter().flatten() {
         if let Some(c) = e.strip_prefix("constraint:") {
-            constraints.push(Constraint::parse(c)?);
+            constraints.push(c.to_string());
         } else if let Some(a) = e.strip_prefix("affinity:") {
-            affinities.push(Affinity::parse(a)?);
+            affinities.push(a.to_string());
         }
     }
     if let Some(labels) = &config.labels {
@@ -192,16 +193,28 @@ pub fn from_config(config: &ContainerConfig) -> Result<(Vec<Constraint>, Vec<Aff
                 let list: Vec<String> = serde_json::from_str(raw).map_err(|e| {
                     Error::bad_request(format!("label {label}: want a JSON list of strings: {e}"))
                 })?;
-                for item in list {
-                    if into_constraints {
-                        constraints.push(Constraint::parse(&item)?);
-                    } else {
-                        affinities.push(Affinity::parse(&item)?);
-                    }
+                if into_constraints {
+                    constraints.extend(list);
+                } else {
+                    affinities.extend(list);
                 }
             }
         }
     }
+    Ok((constraints, affinities))
+}
+
+/// Constraints and affinities of a container config (env and labels), parsed.
+pub fn from_config(config: &ContainerConfig) -> Result<(Vec<Constraint>, Vec<Affinity>)> {
+    let (c, a) = expressions(config)?;
+    let constraints = c
+        .iter()
+        .map(|c| Constraint::parse(c))
+        .collect::<Result<_>>()?;
+    let affinities = a
+        .iter()
+        .map(|a| Affinity::parse(a))
+        .collect::<Result<_>>()?;
     Ok((constraints, affinities))
 }
 

@@ -114,6 +114,9 @@ pub struct Scheduler {
     rng: StdRng,
     /// Container name or id → node.
     containers: HashMap<String, u32>,
+    /// Compiled specs by their expression text (parsing globs and regexes
+    /// costs far more than placing).
+    spec_cache: HashMap<String, PlacementSpec>,
 }
 
 impl Scheduler {
@@ -142,6 +145,7 @@ impl Scheduler {
             filter_keys: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             containers: HashMap::new(),
+            spec_cache: HashMap::new(),
         };
         s.index_for(&[]);
         s
@@ -246,6 +250,36 @@ impl Scheduler {
             affinities: affinities.to_vec(),
             ..Default::default()
         }
+    }
+
+    /// Parses and compiles constraint and affinity expressions, reusing the
+    /// result for the same expressions (parse errors name the expression).
+    pub fn compile_expressions(
+        &mut self,
+        constraints: &[String],
+        affinities: &[String],
+    ) -> crate::Result<PlacementSpec> {
+        let key = format!(
+            "{}\u{1e}{}",
+            constraints.join("\u{1f}"),
+            affinities.join("\u{1f}")
+        );
+        if let Some(spec) = self.spec_cache.get(&key) {
+            return Ok(spec.clone());
+        }
+        let c = constraints
+            .iter()
+            .map(|c| Constraint::parse(c))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let a = affinities
+            .iter()
+            .map(|a| Affinity::parse(a))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let spec = self.compile(&c, &a);
+        if self.spec_cache.len() < 4096 {
+            self.spec_cache.insert(key, spec.clone());
+        }
+        Ok(spec)
     }
 
     fn hard_ok(&self, i: usize, spec: &PlacementSpec) -> bool {
@@ -465,6 +499,22 @@ mod tests {
         }
         assert_eq!((s.containers_on(2), s.containers_on(4)), (5, 5));
         assert_eq!(s.containers_on(0), 0);
+    }
+
+    #[test]
+    fn expressions_compile_once_and_errors_name_them() {
+        let mut s = Scheduler::new(Strategy::Spread, nodes(4));
+        let exprs = vec!["zone==eu-*".to_string()];
+        let a = s.compile_expressions(&exprs, &[]).unwrap();
+        let filters = s.filter_count();
+        let b = s.compile_expressions(&exprs, &[]).unwrap();
+        assert_eq!(s.filter_count(), filters, "same expressions compiled twice");
+        assert_eq!(a.filter, b.filter);
+        assert_eq!(s.schedule(&b).unwrap() % 2, 0);
+        let e = s
+            .compile_expressions(&["zone~eu".to_string()], &[])
+            .unwrap_err();
+        assert!(e.message.contains("zone~eu"), "{}", e.message);
     }
 
     #[test]
