@@ -158,15 +158,19 @@ impl LocalDriver {
         let data = dir.join(DATA_DIR);
         std::fs::create_dir_all(&data)
             .map_err(|e| Error::sys("creating volume directory", &data, e))?;
-        let opts_path = dir.join(OPTS_FILE);
-        let json = serde_json::to_vec(opts).map_err(|e| Error::State {
-            path: opts_path.clone(),
-            message: e.to_string(),
-        })?;
-        let tmp = dir.join("opts.json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &opts_path))
-            .map_err(|e| Error::sys("writing volume options", &opts_path, e))?;
+        // A plain directory needs no options file (a missing one reads as
+        // no options): two fewer metadata writes on the common path.
+        if opts.needs_mount() {
+            let opts_path = dir.join(OPTS_FILE);
+            let json = serde_json::to_vec(opts).map_err(|e| Error::State {
+                path: opts_path.clone(),
+                message: e.to_string(),
+            })?;
+            let tmp = dir.join("opts.json.tmp");
+            std::fs::write(&tmp, json)
+                .and_then(|()| std::fs::rename(&tmp, &opts_path))
+                .map_err(|e| Error::sys("writing volume options", &opts_path, e))?;
+        }
         if let Some(size) = opts.size {
             let image = dir.join(IMAGE_FILE);
             let file = std::fs::File::create(&image)
