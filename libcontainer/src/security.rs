@@ -141,7 +141,10 @@ impl ProcessSecurity {
                 Some(NotifyLink {
                     listener: listener.clone(),
                     oci_version: spec.version().clone(),
-                    bundle: bundle.to_path_buf(),
+                    // The state carries the absolute bundle path.
+                    bundle: bundle
+                        .canonicalize()
+                        .unwrap_or_else(|_| bundle.to_path_buf()),
                     annotations: spec.annotations().clone(),
                     id: OnceLock::new(),
                     agent: OnceLock::new(),
