@@ -163,14 +163,19 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
         b,
         "table inet {table} {{}}\ndelete table inet {table}\ntable inet {table} {{"
     );
-    b.push_str("  map ports { type inet_proto . inet_service : verdict ; flags interval ; }\n");
+    // Single ports live in a hash map; only ranges need the interval map,
+    // whose updates make nft read back all its elements (O(n) per join).
+    b.push_str("  map ports { type inet_proto . inet_service : verdict ; }\n");
+    b.push_str(
+        "  map port_ranges { type inet_proto . inet_service : verdict ; flags interval ; }\n",
+    );
     for (name, hook, prio) in [
         ("prerouting", "prerouting", "dstnat"),
         ("output", "output", "-100"),
     ] {
         let _ = writeln!(
             b,
-            "  chain {name} {{ type nat hook {hook} priority {prio} ; policy accept ; fib daddr type local meta l4proto . th dport vmap @ports ; }}"
+            "  chain {name} {{ type nat hook {hook} priority {prio} ; policy accept ; fib daddr type local meta l4proto . th dport vmap @ports ; fib daddr type local meta l4proto . th dport vmap @port_ranges ; }}"
         );
     }
     b.push_str(
@@ -273,9 +278,10 @@ fn dnat_rules(ep: &FwEndpoint) -> Vec<String> {
     rules
 }
 
-fn elements(ep: &FwEndpoint, with_verdict: bool) -> Vec<String> {
+fn elements(ep: &FwEndpoint, ranges: bool, with_verdict: bool) -> Vec<String> {
     ep.ports
         .iter()
+        .filter(|p| p.host_port_end.is_some_and(|e| e != p.host_port) == ranges)
         .map(|p| {
             let (lo, hi) = p.host_range();
             let key = if lo == hi {
@@ -301,11 +307,12 @@ pub fn endpoint_add_batch(table: &str, ep: &FwEndpoint) -> String {
     for r in dnat_rules(ep) {
         let _ = writeln!(b, "add rule inet {table} ep-{} {r}", ep.id);
     }
-    let _ = writeln!(
-        b,
-        "add element inet {table} ports {{ {} }}",
-        elements(ep, true).join(", ")
-    );
+    for (map, ranges) in [("ports", false), ("port_ranges", true)] {
+        let els = elements(ep, ranges, true);
+        if !els.is_empty() {
+            let _ = writeln!(b, "add element inet {table} {map} {{ {} }}", els.join(", "));
+        }
+    }
     b
 }
 
@@ -314,11 +321,23 @@ pub fn endpoint_del_batch(table: &str, ep: &FwEndpoint) -> String {
     if ep.ports.is_empty() {
         return String::new();
     }
-    format!(
-        "delete element inet {table} ports {{ {} }}\nflush chain inet {table} ep-{id}\ndelete chain inet {table} ep-{id}\n",
-        elements(ep, false).join(", "),
+    let mut b = String::new();
+    for (map, ranges) in [("ports", false), ("port_ranges", true)] {
+        let els = elements(ep, ranges, false);
+        if !els.is_empty() {
+            let _ = writeln!(
+                b,
+                "delete element inet {table} {map} {{ {} }}",
+                els.join(", ")
+            );
+        }
+    }
+    let _ = write!(
+        b,
+        "flush chain inet {table} ep-{id}\ndelete chain inet {table} ep-{id}\n",
         id = ep.id
-    )
+    );
+    b
 }
 
 /// Runs nftables batches inside one namespace.
@@ -496,11 +515,14 @@ mod tests {
         assert!(add.contains(
             "meta nfproto ipv6 udp dport 8000-8002 dnat ip6 to [fd00::2] : udp dport map"
         ));
-        assert!(add.contains("add element inet berth ports { tcp . 8080 : goto ep-abc, udp . 8000-8002 : goto ep-abc }"));
+        assert!(add.contains("add element inet berth ports { tcp . 8080 : goto ep-abc }"));
+        assert!(
+            add.contains("add element inet berth port_ranges { udp . 8000-8002 : goto ep-abc }")
+        );
         let del = endpoint_del_batch("berth", &ep());
         assert_eq!(
             del,
-            "delete element inet berth ports { tcp . 8080, udp . 8000-8002 }\nflush chain inet berth ep-abc\ndelete chain inet berth ep-abc\n"
+            "delete element inet berth ports { tcp . 8080 }\ndelete element inet berth port_ranges { udp . 8000-8002 }\nflush chain inet berth ep-abc\ndelete chain inet berth ep-abc\n"
         );
         let none = FwEndpoint {
             ports: vec![],
