@@ -16,7 +16,7 @@ pub const MAGIC: &[u8; 4] = b"LCHN";
 /// Wire protocol version spoken by this crate.
 pub const VERSION: u16 = 1;
 /// Credit window of the two root channels (ids 0 and 1).
-pub const ROOT_WINDOW: u32 = 64;
+pub const ROOT_WINDOW: u32 = 256;
 /// Root channel whose receiver is on the server (client → server).
 pub const ROOT_TO_SERVER: u64 = 0;
 /// Root channel whose receiver is on the client (server → client).
@@ -98,13 +98,20 @@ pub struct Hello {
     pub max_frame_size: u32,
 }
 
-/// Writes a frame header.
+/// Encodes a frame header.
+pub fn header(kind: Kind, nfds: u8, nann: u16, chan: u64, body_len: u32) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(&body_len.to_le_bytes());
+    h[4] = kind as u8;
+    h[5] = nfds;
+    h[6..8].copy_from_slice(&nann.to_le_bytes());
+    h[8..16].copy_from_slice(&chan.to_le_bytes());
+    h
+}
+
+/// Appends a frame header.
 pub fn put_header(out: &mut Vec<u8>, kind: Kind, nfds: u8, nann: u16, chan: u64, body_len: u32) {
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.push(kind as u8);
-    out.push(nfds);
-    out.extend_from_slice(&nann.to_le_bytes());
-    out.extend_from_slice(&chan.to_le_bytes());
+    out.extend_from_slice(&header(kind, nfds, nann, chan, body_len));
 }
 
 /// Writes one announcement.

@@ -476,15 +476,19 @@ impl ConnShared {
         if self.failed.get().is_some() {
             return;
         }
-        let mut frame = Vec::with_capacity(wire::HEADER_LEN + 4);
-        match c {
+        let mut frame = [0u8; wire::HEADER_LEN + 4];
+        let len = match c {
             Control::Credit(id, n) => {
-                wire::put_header(&mut frame, Kind::Credit, 0, 0, id, 4);
-                frame.extend_from_slice(&n.to_le_bytes());
+                frame[..wire::HEADER_LEN].copy_from_slice(&wire::header(Kind::Credit, 0, 0, id, 4));
+                frame[wire::HEADER_LEN..].copy_from_slice(&n.to_le_bytes());
+                wire::HEADER_LEN + 4
             }
-            Control::Close(id) => wire::put_header(&mut frame, Kind::Close, 0, 0, id, 0),
-        }
-        self.push_bytes(&frame, Vec::new());
+            Control::Close(id) => {
+                frame[..wire::HEADER_LEN].copy_from_slice(&wire::header(Kind::Close, 0, 0, id, 0));
+                wire::HEADER_LEN
+            }
+        };
+        self.push_bytes(&frame[..len], Vec::new());
     }
 
     fn push_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) {
@@ -530,16 +534,14 @@ impl ConnShared {
             ectx.finish(false);
             return Err(Error::TooLarge { size: body, max });
         }
-        let mut header = Vec::with_capacity(wire::HEADER_LEN + ectx.anns.len() * wire::ANN_LEN);
-        wire::put_header(
-            &mut header,
+        let header = wire::header(
             Kind::Msg,
             ectx.fds.len() as u8,
             ectx.anns.len() as u16,
             id,
             body as u32,
         );
-        let mut anns = Vec::with_capacity(ectx.anns.len() * wire::ANN_LEN);
+        let mut anns = Vec::new();
         for a in &ectx.anns {
             wire::put_announcement(&mut anns, a);
         }
