@@ -105,6 +105,21 @@ struct NotifyLink {
 /// The largest state message we pass (annotations included).
 const MAX_MESSAGE: usize = 64 * 1024;
 
+/// Names the first unknown capability or bad seccomp field of a raw
+/// config.json. Call it when typed parsing fails, for an error that names
+/// the field (`process.capabilities.bounding[2]: unknown capability ...`).
+///
+/// ```
+/// let config = serde_json::json!({"process": {"capabilities": {"ambient": ["CAP_NOPE"]}}});
+/// let err = libcontainer::security::validate_raw(&config).unwrap_err();
+/// assert!(err.to_string().starts_with("process.capabilities.ambient[0]"));
+/// ```
+pub fn validate_raw(config: &serde_json::Value) -> Result<(), SecurityError> {
+    capabilities::validate_raw(config)?;
+    seccomp::validate_raw(config)?;
+    Ok(())
+}
+
 impl ProcessSecurity {
     /// Plans the process security of `spec` (before fork). `bundle` goes
     /// into the state sent to a seccomp agent; `seccomp_cache` (e.g.
@@ -115,7 +130,20 @@ impl ProcessSecurity {
         host: &LsmHost,
         seccomp_cache: Option<&Path>,
     ) -> Result<Self, SecurityError> {
-        let process = spec.process().as_ref();
+        Self::from_parts(spec, spec.process().as_ref(), bundle, host, seccomp_cache)
+    }
+
+    /// Like [`ProcessSecurity::from_spec`] with another process than the
+    /// spec's: for `exec`, the container's `spec` (seccomp, annotations)
+    /// with the exec'd `process` (process.json: capabilities, labels,
+    /// noNewPrivileges).
+    pub fn from_parts(
+        spec: &Spec,
+        process: Option<&oci_spec::runtime::Process>,
+        bundle: &Path,
+        host: &LsmHost,
+        seccomp_cache: Option<&Path>,
+    ) -> Result<Self, SecurityError> {
         let caps = process
             .and_then(|p| p.capabilities().as_ref())
             .map(CapabilityPlan::from_spec)
