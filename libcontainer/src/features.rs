@@ -335,10 +335,10 @@ mod tests {
         assert!(archs.contains(&"SCMP_ARCH_AARCH64".into()));
         assert_eq!(s["knownFlags"].as_array().unwrap().len(), 4);
         // Linux 4.17+ has SPEC_ALLOW; this machine runs a far newer kernel.
-        assert!(s["supportedFlags"]
-            .as_array()
-            .unwrap()
-            .contains(&"SECCOMP_FILTER_FLAG_SPEC_ALLOW".into()));
+        let supported = s["supportedFlags"].as_array().unwrap();
+        assert!(supported.contains(&"SECCOMP_FILTER_FLAG_SPEC_ALLOW".into()));
+        // Linux 5.19+, probed together with NEW_LISTENER.
+        assert!(supported.contains(&"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV".into()));
     }
 
     #[test]

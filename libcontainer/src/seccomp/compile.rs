@@ -359,6 +359,12 @@ pub(crate) fn flag_bit(f: LinuxSeccompFilterFlag) -> u32 {
 /// kernel answers EFAULT after accepting the flags and EINVAL otherwise.
 pub(crate) fn kernel_supports_flag(bit: u32) -> bool {
     const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // WAIT_KILLABLE_RECV is only valid together with NEW_LISTENER.
+    let bit = if bit == flag::WAIT_KILLABLE_RECV {
+        bit | flag::NEW_LISTENER
+    } else {
+        bit
+    };
     // SAFETY: a NULL program pointer is never dereferenced by a successful
     // call; the kernel validates flags first and then fails to copy the
     // program with EFAULT, installing nothing.
