@@ -239,3 +239,31 @@ fn docker_default_profile_allows_a_real_program_and_denies_the_rest() {
 fn status_pid(s: &WaitStatus) -> nix::unistd::Pid {
     s.pid().expect("pid")
 }
+
+#[test]
+fn loading_without_no_new_privs_or_cap_sys_admin_is_a_clear_error() {
+    let p = compile(json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+    let plan = libcontainer::capabilities::CapabilityPlan {
+        last_cap: libcontainer::capabilities::kernel_last_cap(),
+        ..Default::default()
+    };
+    // Report the error's errno through the exit status.
+    let status = run(|| {
+        if plan.apply().is_err() {
+            return 90;
+        }
+        match p.load() {
+            Err(libcontainer::seccomp::SeccompError::Load { errno, .. }) => errno as i32,
+            _ => 0,
+        }
+    });
+    assert!(
+        matches!(status, WaitStatus::Exited(_, libc::EACCES)),
+        "{status:?}"
+    );
+    let err = libcontainer::seccomp::SeccompError::Load {
+        flags: 0,
+        errno: nix::errno::Errno::EACCES,
+    };
+    assert!(err.to_string().contains("no_new_privs"), "{err}");
+}

@@ -71,7 +71,10 @@ pub enum SeccompError {
     #[error("exporting the seccomp BPF program: {0}")]
     Export(std::io::Error),
     /// The kernel refused the filter.
-    #[error("loading the seccomp filter (flags {flags:#x}): {errno}")]
+    #[error("loading the seccomp filter (flags {flags:#x}): {errno}{}",
+        if *errno == nix::errno::Errno::EACCES {
+            " (set no_new_privs first, or load while holding CAP_SYS_ADMIN)"
+        } else { "" })]
     Load {
         /// The `SECCOMP_FILTER_FLAG_*` bits passed.
         flags: u32,
