@@ -50,6 +50,15 @@ pub enum ContainerError {
         /// The init's message.
         msg: String,
     },
+    /// Removing the container's cgroups failed (the state is kept, so
+    /// `delete` can be retried).
+    #[error("delete container {id}: cgroups: {msg}")]
+    Cgroups {
+        /// Container id.
+        id: String,
+        /// Why.
+        msg: String,
+    },
     /// The init did not die after SIGKILL.
     #[error("container {0}: the init did not exit after SIGKILL")]
     Unkillable(String),
@@ -320,8 +329,21 @@ impl Container {
         self.is_child = false;
     }
 
-    /// poststop hooks and the state directory.
+    /// The cgroups create made (if any), poststop hooks, the state directory.
     pub(crate) fn remove(mut self) -> Result<(), ContainerError> {
+        let cgroups = crate::cgroups::CgroupManager::from_container(&self).map_err(|e| {
+            ContainerError::Cgroups {
+                id: self.id().into(),
+                msg: e.to_string(),
+            }
+        })?;
+        if let Some(m) = cgroups {
+            m.delete(crate::cgroups::DeleteOptions { kill: true })
+                .map_err(|e| ContainerError::Cgroups {
+                    id: self.id().into(),
+                    msg: e.to_string(),
+                })?;
+        }
         let hooks = std::mem::take(&mut self.state.hooks.poststop);
         if !hooks.is_empty() {
             let json = self.state_json(Status::Stopped);

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use libcontainer::cgroups::CgroupExtension;
 use libcontainer::ContainerBuilder;
 
 use crate::Globals;
@@ -28,14 +29,17 @@ pub struct Args {
     pub id: String,
 }
 
-/// Build the builder both `create` and `run` use.
+/// Build the builder both `create` and `run` use: the container's cgroups
+/// come from linux.resources (made before clone, removed by `delete`).
 pub fn builder(
     g: &Globals,
     bundle: &PathBuf,
     pid_file: Option<&PathBuf>,
     id: &str,
 ) -> ContainerBuilder {
-    let mut b = ContainerBuilder::new(id, bundle).root(&g.root);
+    let mut b = ContainerBuilder::new(id, bundle)
+        .root(&g.root)
+        .create_extension(Box::new(CgroupExtension::default()));
     if let Some(p) = pid_file {
         b = b.pid_file(p);
     }
