@@ -44,6 +44,10 @@ async fn two_sandboxes_talk_and_resolve_each_other() {
         .unwrap();
     assert_eq!(ea.ifname.as_deref(), Some("eth0"));
     let (na, nb) = (ns_of(&a.netns_path), ns_of(&b.netns_path));
+    assert!(
+        ping(&a.netns_path, v4(&eb)),
+        "ICMP echo between the sandboxes"
+    );
     serve_tcp(&nb, addr(v4(&eb), 7000), "hello from beta");
     assert_eq!(
         tcp_get(&na, addr(v4(&eb), 7000)).unwrap(),
@@ -115,6 +119,7 @@ async fn published_ports_answer_from_host_outside_and_hairpin() {
             &sb.id,
             EndpointConfig::builder("web")
                 .port(PortMapping::new(Proto::Tcp, 8080, 80))
+                .port(PortMapping::new(Proto::Udp, 8053, 53))
                 .port(PortMapping {
                     host_port_end: Some(9002),
                     ..PortMapping::new(Proto::Tcp, 9000, 7000)
@@ -143,6 +148,12 @@ async fn published_ports_answer_from_host_outside_and_hairpin() {
         "port range"
     );
     assert_eq!(tcp_get(&ns, addr(host_ip, 8080)).unwrap(), "web", "hairpin");
+    serve_udp(&ns, addr(v4(&ep), 53), "udp");
+    assert_eq!(
+        udp_get(&fh.outside.ns(), addr(host_ip, 8053)).unwrap(),
+        "udp",
+        "udp from the outside"
+    );
     // The port is taken for everybody else.
     let other = ctl
         .create_sandbox(SandboxConfig::new("other"))

@@ -276,3 +276,50 @@ pub fn dns_query(ns: &NetNs, name: &str, rtype: RecordType) -> (Vec<String>, Str
 pub fn addr(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
+
+/// A UDP server in `ns` on `addr` answering every datagram with `reply`.
+pub fn serve_udp(ns: &NetNs, addr: SocketAddr, reply: &'static str) {
+    let sock = ns
+        .run(move || UdpSocket::bind(addr))
+        .expect("enter ns")
+        .expect("bind udp");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(reply.as_bytes(), peer);
+        }
+    });
+}
+
+/// Send a datagram from `ns` to `addr` and return the answer (3 tries).
+pub fn udp_get(ns: &NetNs, addr: SocketAddr) -> std::io::Result<String> {
+    ns.run(move || {
+        let s = UdpSocket::bind(if addr.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })?;
+        s.set_read_timeout(Some(Duration::from_millis(700)))?;
+        let mut last = None;
+        for _ in 0..3 {
+            s.send_to(b"ping", addr)?;
+            let mut buf = [0u8; 512];
+            match s.recv(&mut buf) {
+                Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no answer")))
+    })
+    .expect("enter ns")
+}
+
+/// ICMP echo from `ns` to `ip` with busybox ping (entered with nsenter).
+pub fn ping(netns_path: &std::path::Path, ip: IpAddr) -> bool {
+    Command::new("nsenter")
+        .arg(format!("--net={}", netns_path.display()))
+        .args(["busybox", "ping", "-c", "1", "-W", "2", &ip.to_string()])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
