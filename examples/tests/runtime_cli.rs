@@ -261,3 +261,28 @@ fn spec_writes_a_default_config() {
         .unwrap();
     assert!(!again.status.success(), "does not overwrite");
 }
+
+#[test]
+fn capabilities_and_seccomp_are_applied() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(&[
+        "/bin/sh",
+        "-c",
+        "grep CapEff /proc/self/status; mkdir /tmp/x 2>/dev/null || echo mkdir-denied",
+    ]);
+    let path = env.bundle().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let bundle = env.bundle();
+    let o = env.out(&["run", "--bundle", bundle.to_str().unwrap(), "sec"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // runc's default set: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
+    assert_eq!(out, "CapEff:\t0000000020000420\nmkdir-denied\n");
+}

@@ -1,8 +1,11 @@
 //! `create`: set up a container from a bundle; its process waits for `start`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use libcontainer::builder::load_spec;
 use libcontainer::cgroups::CgroupExtension;
+use libcontainer::lsm::LsmHost;
+use libcontainer::security::ProcessSecurity;
 use libcontainer::ContainerBuilder;
 
 use crate::Globals;
@@ -29,25 +32,40 @@ pub struct Args {
     pub id: String,
 }
 
-/// Build the builder both `create` and `run` use: the container's cgroups
-/// come from linux.resources (made before clone, removed by `delete`).
+/// Build the builder both `create` and `run` use: cgroups from
+/// linux.resources (made before clone, removed by `delete`), and the
+/// process security (capabilities, LSM labels, seccomp compiled before fork
+/// and cached under `<root>/.seccomp`).
 pub fn builder(
     g: &Globals,
-    bundle: &PathBuf,
+    bundle: &Path,
     pid_file: Option<&PathBuf>,
     id: &str,
-) -> ContainerBuilder {
+) -> anyhow::Result<ContainerBuilder> {
+    let spec = load_spec(&bundle.join("config.json"))?;
+    let abs_bundle = bundle
+        .canonicalize()
+        .unwrap_or_else(|_| bundle.to_path_buf());
+    let security = ProcessSecurity::from_spec(
+        &spec,
+        &abs_bundle,
+        &LsmHost::detect(),
+        Some(&g.root.join(".seccomp")),
+    )?;
     let mut b = ContainerBuilder::new(id, bundle)
         .root(&g.root)
-        .create_extension(Box::new(CgroupExtension::default()));
+        .spec(spec)
+        .create_extension(Box::new(CgroupExtension::default()))
+        .create_extension(security.create_extension())
+        .init_extension(security.init_extension());
     if let Some(p) = pid_file {
         b = b.pid_file(p);
     }
-    b
+    Ok(b)
 }
 
 /// Run `create`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
-    builder(g, &a.bundle, a.pid_file.as_ref(), &a.id).create()?;
+    builder(g, &a.bundle, a.pid_file.as_ref(), &a.id)?.create()?;
     Ok(0)
 }

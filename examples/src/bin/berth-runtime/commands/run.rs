@@ -31,7 +31,7 @@ pub struct Args {
 
 /// Run `run`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
-    let mut c = super::create::builder(g, &a.bundle, a.pid_file.as_ref(), &a.id).create()?;
+    let mut c = super::create::builder(g, &a.bundle, a.pid_file.as_ref(), &a.id)?.create()?;
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e.into());
