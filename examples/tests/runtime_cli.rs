@@ -193,10 +193,13 @@ fn kill_by_name_and_force_delete() {
     let mut env = Env::new(&[
         "/bin/sh",
         "-c",
-        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        "trap 'exit 0' TERM; touch /tmp/ready; while :; do sleep 0.1; done",
     ]);
     assert!(env.create("k").0);
     assert!(env.out(&["start", "k"]).status.success());
+    // An init only gets signals it has a handler for: wait for the trap.
+    let ready = env.bundle().join("rootfs/tmp/ready");
+    wait_for(|| ready.exists());
     assert!(env.out(&["kill", "k", "SIGTERM"]).status.success());
     wait_for(|| env.status("k") == "stopped");
     assert!(env.out(&["delete", "k"]).status.success());
@@ -285,4 +288,34 @@ fn capabilities_and_seccomp_are_applied() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // runc's default set: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
     assert_eq!(out, "CapEff:\t0000000020000420\nmkdir-denied\n");
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(&[
+        "/bin/sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
+    let bundle = env.bundle();
+    let mut child = env
+        .cmd(&["run", "--bundle", bundle.to_str().unwrap(), "fwd"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling the runtime process we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(3));
+    assert!(!env.root().join("fwd").exists());
 }

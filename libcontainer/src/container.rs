@@ -286,6 +286,32 @@ impl Container {
         })
     }
 
+    /// Like [`Container::wait`] without blocking: `None` while it runs.
+    pub fn try_wait(&mut self) -> Result<Option<i32>, ContainerError> {
+        if !self.is_child {
+            return Err(ContainerError::NotChild(self.id().into()));
+        }
+        let mut st = 0;
+        // SAFETY: polling our own child with a valid out-pointer.
+        let r = unsafe { libc::waitpid(self.pid(), &mut st, libc::WNOHANG) };
+        if r < 0 {
+            let source = std::io::Error::last_os_error();
+            return Err(ContainerError::Kill {
+                id: self.id().into(),
+                source,
+            });
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        self.is_child = false;
+        Ok(Some(if libc::WIFSIGNALED(st) {
+            128 + libc::WTERMSIG(st)
+        } else {
+            libc::WEXITSTATUS(st)
+        }))
+    }
+
     /// Delete the container: refused while running unless `force` (which
     /// kills it first). A created container is killed without `force`, like
     /// runc. Runs poststop hooks, then removes the state directory.

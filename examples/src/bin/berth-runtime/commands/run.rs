@@ -29,8 +29,35 @@ pub struct Args {
     pub id: String,
 }
 
+/// Signals `run` passes on to the container, like runc.
+const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// Block the forwarded signals and SIGCHLD (the init resets its mask before
+/// exec) and return the set to wait on.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local set; the mask of this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED.iter().chain([&libc::SIGCHLD]) {
+            libc::sigaddset(&mut set, *s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
 /// Run `run`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
+    let set = (!a.detach).then(block_signals);
     let mut c = super::create::builder(g, &a.bundle, a.pid_file.as_ref(), &a.id)?.create()?;
     if let Err(e) = c.start() {
         let _ = c.delete(true);
@@ -39,7 +66,28 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     if a.detach {
         return Ok(0);
     }
-    let code = c.wait()?;
+    let code = match set {
+        Some(set) => forward_until_exit(&mut c, &set)?,
+        None => c.wait()?,
+    };
     c.delete(true)?;
     Ok(u8::try_from(code).unwrap_or(255))
+}
+
+/// Pass signals to the container until its init exits; its exit status.
+fn forward_until_exit(
+    c: &mut libcontainer::Container,
+    set: &libc::sigset_t,
+) -> anyhow::Result<i32> {
+    loop {
+        if let Some(code) = c.try_wait()? {
+            return Ok(code);
+        }
+        // SAFETY: waiting for a signal of a valid, blocked set.
+        let sig = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };
+        if sig > 0 && sig != libc::SIGCHLD {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.pid(), sig) };
+        }
+    }
 }
