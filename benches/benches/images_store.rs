@@ -59,6 +59,10 @@ fn images(c: &mut Criterion) {
     if !podman {
         eprintln!("podman not installed: no anchor for the import benchmark");
     }
+    // podman keeps its lock table in shared memory outside --root; remove
+    // it afterwards if this run is what created it.
+    let podman_shm = Path::new("/dev/shm/libpod_lock");
+    let podman_shm_existed = podman_shm.exists();
     // The same import on this VM's ext4 disk and on tmpfs (the library's
     // own cost, without the shared disk's fsync latency).
     let shm = tempfile::tempdir_in("/dev/shm").ok();
@@ -92,6 +96,9 @@ fn images(c: &mut Criterion) {
         }
     }
     g.finish();
+    if podman && !podman_shm_existed {
+        let _ = std::fs::remove_file(podman_shm);
+    }
 
     let store = ImageStore::open(work.path().join("store")).expect("open store");
     store.import(&tar[..], &options).expect("import");
