@@ -111,6 +111,15 @@ async fn state_survives_a_controller_restart() {
     // DNS came back with the sandboxes.
     let (ans, _) = dns_query(&ns_of(&a.netns_path), "b", RecordType::A);
     assert_eq!(ans, vec![v4(&eb).to_string()]);
+    // An endpoint joined before the restart leaves cleanly after it.
+    let veth = ctl.endpoint(&eb.id).await.unwrap().host_ifname.unwrap();
+    ctl.detach(&eb.id).await.unwrap();
+    ctl.settle().await;
+    assert!(tcp_blocked(
+        &fh.outside.ns(),
+        addr(HOST_IP.parse().unwrap(), 8081)
+    ));
+    assert!(!fh.host_links().contains(&veth), "{veth} deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
