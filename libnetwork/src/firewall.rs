@@ -165,6 +165,10 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
     );
     // Single ports live in a hash map; only ranges need the interval map,
     // whose updates make nft read back all its elements (O(n) per join).
+    // Plain published ports (any host address, one port) are data only:
+    // elements of the DNAT maps, so a join adds no chain and no rule.
+    b.push_str("  map dnat4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }\n");
+    b.push_str("  map dnat6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }\n");
     b.push_str("  map ports { type inet_proto . inet_service : verdict ; }\n");
     b.push_str(
         "  map port_ranges { type inet_proto . inet_service : verdict ; flags interval ; }\n",
@@ -175,7 +179,7 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
     ] {
         let _ = writeln!(
             b,
-            "  chain {name} {{ type nat hook {hook} priority {prio} ; policy accept ; fib daddr type local meta l4proto . th dport vmap @ports ; fib daddr type local meta l4proto . th dport vmap @port_ranges ; }}"
+            "  chain {name} {{ type nat hook {hook} priority {prio} ; policy accept ; fib daddr type local meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4 ; fib daddr type local meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6 ; fib daddr type local meta l4proto . th dport vmap @ports ; fib daddr type local meta l4proto . th dport vmap @port_ranges ; }}"
         );
     }
     b.push_str(
@@ -240,9 +244,14 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
     b
 }
 
+/// A mapping that fits the DNAT maps: any host address, one port.
+fn plain(p: &PortMapping) -> bool {
+    p.host_ip.is_none() && p.host_port_end.is_none_or(|e| e == p.host_port)
+}
+
 fn dnat_rules(ep: &FwEndpoint) -> Vec<String> {
     let mut rules = Vec::new();
-    for p in &ep.ports {
+    for p in ep.ports.iter().filter(|p| !plain(p)) {
         let (lo, hi) = p.host_range();
         let proto = p.proto.as_str();
         let dport = if lo == hi {
@@ -281,7 +290,7 @@ fn dnat_rules(ep: &FwEndpoint) -> Vec<String> {
 fn elements(ep: &FwEndpoint, ranges: bool, with_verdict: bool) -> Vec<String> {
     ep.ports
         .iter()
-        .filter(|p| p.host_port_end.is_some_and(|e| e != p.host_port) == ranges)
+        .filter(|p| !plain(p) && p.host_port_end.is_some_and(|e| e != p.host_port) == ranges)
         .map(|p| {
             let (lo, hi) = p.host_range();
             let key = if lo == hi {
@@ -300,10 +309,14 @@ fn elements(ep: &FwEndpoint, ranges: bool, with_verdict: bool) -> Vec<String> {
 
 /// The batch that publishes an endpoint's ports (empty without ports).
 pub fn endpoint_add_batch(table: &str, ep: &FwEndpoint) -> String {
-    if ep.ports.is_empty() {
-        return String::new();
+    let mut b = String::new();
+    for (map, el) in map_elements(ep, true) {
+        let _ = writeln!(b, "add element inet {table} {map} {{ {} }}", el.join(", "));
     }
-    let mut b = format!("add chain inet {table} ep-{}\n", ep.id);
+    if ep.ports.iter().all(plain) {
+        return b;
+    }
+    let _ = writeln!(b, "add chain inet {table} ep-{}", ep.id);
     for r in dnat_rules(ep) {
         let _ = writeln!(b, "add rule inet {table} ep-{} {r}", ep.id);
     }
@@ -316,12 +329,46 @@ pub fn endpoint_add_batch(table: &str, ep: &FwEndpoint) -> String {
     b
 }
 
+/// Elements of the DNAT maps for the endpoint's plain mappings.
+fn map_elements(ep: &FwEndpoint, with_value: bool) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    for (map, v4) in [("dnat4", true), ("dnat6", false)] {
+        let Some(addr) = ep.addrs.iter().find(|a| a.is_ipv4() == v4) else {
+            continue;
+        };
+        let els: Vec<String> = ep
+            .ports
+            .iter()
+            .filter(|p| plain(p))
+            .map(|p| {
+                let key = format!("{} . {}", p.proto.as_str(), p.host_port);
+                if with_value {
+                    format!("{key} : {addr} . {}", p.container_port)
+                } else {
+                    key
+                }
+            })
+            .collect();
+        if !els.is_empty() {
+            out.push((map, els));
+        }
+    }
+    out
+}
+
 /// The batch that withdraws an endpoint's ports (empty without ports).
 pub fn endpoint_del_batch(table: &str, ep: &FwEndpoint) -> String {
-    if ep.ports.is_empty() {
-        return String::new();
-    }
     let mut b = String::new();
+    for (map, el) in map_elements(ep, false) {
+        let _ = writeln!(
+            b,
+            "delete element inet {table} {map} {{ {} }}",
+            el.join(", ")
+        );
+    }
+    if ep.ports.iter().all(plain) {
+        return b;
+    }
     for (map, ranges) in [("ports", false), ("port_ranges", true)] {
         let els = elements(ep, ranges, false);
         if !els.is_empty() {
@@ -529,6 +576,27 @@ mod tests {
             ..ep()
         };
         assert!(endpoint_add_batch("berth", &none).is_empty());
+    }
+
+    #[test]
+    fn plain_ports_are_map_elements_only() {
+        let ep = FwEndpoint {
+            id: "p".into(),
+            addrs: vec!["172.18.0.3".parse().unwrap(), "fd00::3".parse().unwrap()],
+            ports: vec![
+                PortMapping::new(Proto::Tcp, 8080, 80),
+                PortMapping::new(Proto::Udp, 53, 5353),
+            ],
+        };
+        assert_eq!(
+            endpoint_add_batch("berth", &ep),
+            "add element inet berth dnat4 { tcp . 8080 : 172.18.0.3 . 80, udp . 53 : 172.18.0.3 . 5353 }\n\
+             add element inet berth dnat6 { tcp . 8080 : fd00::3 . 80, udp . 53 : fd00::3 . 5353 }\n"
+        );
+        assert_eq!(
+            endpoint_del_batch("berth", &ep),
+            "delete element inet berth dnat4 { tcp . 8080, udp . 53 }\ndelete element inet berth dnat6 { tcp . 8080, udp . 53 }\n"
+        );
     }
 
     #[test]

@@ -121,6 +121,10 @@ async fn published_ports_answer_from_host_outside_and_hairpin() {
                 .port(PortMapping::new(Proto::Tcp, 8080, 80))
                 .port(PortMapping::new(Proto::Udp, 8053, 53))
                 .port(PortMapping {
+                    host_ip: Some(HOST_IP.parse().unwrap()),
+                    ..PortMapping::new(Proto::Tcp, 8081, 80)
+                })
+                .port(PortMapping {
                     host_port_end: Some(9002),
                     ..PortMapping::new(Proto::Tcp, 9000, 7000)
                 })
@@ -173,7 +177,11 @@ async fn published_ports_answer_from_host_outside_and_hairpin() {
     // Leaving withdraws the rules at once.
     ctl.detach(&ep.id).await.unwrap();
     assert!(tcp_blocked(&fh.outside.ns(), addr(host_ip, 8080)));
-    assert!(!fh.nft_list().contains("dnat ip to"), "{}", fh.nft_list());
+    assert!(
+        !fh.nft_list().contains(&v4(&ep).to_string()),
+        "{}",
+        fh.nft_list()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,7 +151,11 @@ async fn a_flushed_ruleset_comes_back_on_reload() {
     assert!(!fh.nft_list().contains("berth"));
     assert!(tcp_blocked(&fh.outside.ns(), addr(host_ip, 8082)));
     ctl.reload().await.unwrap();
-    assert!(fh.nft_list().contains("dnat ip to"));
+    assert!(
+        fh.nft_list().contains(&format!("{} . 80", v4(&ep))),
+        "{}",
+        fh.nft_list()
+    );
     assert_eq!(tcp_get(&fh.outside.ns(), addr(host_ip, 8082)).unwrap(), "r");
 }
 
