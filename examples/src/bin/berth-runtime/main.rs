@@ -53,6 +53,7 @@ enum Command {
     Run(commands::run::Args),
     List(commands::list::Args),
     Spec(commands::spec::Args),
+    Features(commands::features::Args),
 }
 
 /// What every command gets.
@@ -119,6 +120,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(&g, a),
         Command::List(a) => commands::list::run(&g, a),
         Command::Spec(a) => commands::spec::run(&g, a),
+        Command::Features(a) => commands::features::run(&g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
