@@ -63,6 +63,22 @@ async fn state_survives_a_controller_restart() {
         .attach("keep", &gone.id, EndpointConfig::builder("g").build())
         .await
         .unwrap();
+    // A veth left on the bridge by a join that crashed half way.
+    let bridge = format!("br-{}", &fh.ctl().network("keep").await.unwrap().id[..12]);
+    ip(&[
+        "-n",
+        &fh.host.name,
+        "link",
+        "add",
+        "vethorphan01",
+        "master",
+        &bridge,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "orphanpeer",
+    ]);
     fh.ctl.take();
     // Give aborted resolver tasks a moment to close their sockets.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -70,6 +86,10 @@ async fn state_survives_a_controller_restart() {
     fh.start().await;
     let ctl = fh.ctl();
     let net = ctl.network("keep").await.unwrap();
+    assert!(
+        !fh.host_links().iter().any(|l| l == "vethorphan01"),
+        "orphan veth removed"
+    );
     assert_eq!(net.subnets[0].subnet.to_string(), "10.42.0.0/24");
     assert_eq!(
         ctl.endpoint(&ea.id).await.unwrap().sandbox_id.as_deref(),

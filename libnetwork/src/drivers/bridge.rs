@@ -406,10 +406,13 @@ impl Driver for BridgeDriver {
         nets: &[NetworkInfo],
         eps: &[EndpointInfo],
     ) -> Result<()> {
+        let mut bridges = Vec::new();
         for net in nets.iter().filter(|n| n.config.driver == "bridge") {
             let bn = Self::describe(net)?;
-            self.ensure_bridge(host, &bn, &Self::gateway_prefixes(net))
-                .await?;
+            bridges.push(
+                self.ensure_bridge(host, &bn, &Self::gateway_prefixes(net))
+                    .await?,
+            );
             let has_v6 = net.subnets.iter().any(|s| s.subnet.addr().is_ipv6());
             if !net.config.internal {
                 self.ensure_forwarding(host, true, has_v6).await?;
@@ -430,6 +433,12 @@ impl Driver for BridgeDriver {
                 }
             }
         }
+        let known: Vec<&str> = eps
+            .iter()
+            .filter(|e| e.sandbox_id.is_some())
+            .filter_map(|e| e.host_ifname.as_deref())
+            .collect();
+        self.remove_orphan_veths(host, &bridges, &known).await?;
         self.rebuild(host).await
     }
 
@@ -439,6 +448,45 @@ impl Driver for BridgeDriver {
 }
 
 impl BridgeDriver {
+    /// Delete veths on our bridges that no endpoint owns: what a controller
+    /// that crashed in the middle of a join left behind.
+    async fn remove_orphan_veths(
+        &self,
+        host: &HostContext,
+        bridges: &[u32],
+        known: &[&str],
+    ) -> Result<()> {
+        use futures::TryStreamExt;
+        use netlink_packet_route::link::LinkAttribute;
+        let mut orphans = Vec::new();
+        let mut links = host.netlink.link().get().execute();
+        while let Some(msg) = links
+            .try_next()
+            .await
+            .map_err(|e| Error::netlink("list links", e))?
+        {
+            let mut name = None;
+            let mut on_ours = false;
+            for a in &msg.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => name = Some(n.clone()),
+                    LinkAttribute::Controller(c) => on_ours = bridges.contains(c),
+                    _ => {}
+                }
+            }
+            if let Some(n) =
+                name.filter(|n| on_ours && n.starts_with("veth") && !known.contains(&n.as_str()))
+            {
+                orphans.push(n);
+            }
+        }
+        for n in orphans {
+            tracing::info!(veth = %n, "removing a veth left by a crashed controller");
+            nl::del_link_by_name(&host.netlink, &n).await?;
+        }
+        Ok(())
+    }
+
     /// Wait for background veth deletions (tests and shutdown).
     pub async fn settle(&self) {
         let tasks: Vec<_> = self
