@@ -237,6 +237,11 @@ impl<T: Message> Sender<T> {
     /// connection's error. On failure the value is dropped (fds it holds
     /// are closed).
     pub async fn send(&self, value: T) -> Result<()> {
+        if let SenderInner::Remote(tx, _) = &self.inner {
+            // Before taking credit, so that dropping this future while it
+            // waits loses nothing.
+            tx.conn.backpressure().await;
+        }
         let sem = self.semaphore();
         match sem.acquire().await {
             Ok(permit) => permit.forget(),

@@ -29,6 +29,8 @@ use endpoint::{AnnIn, PendingRx, RawMsg, RemoteTx, WireReg, WireSink};
 /// Payloads at least this large travel as their own chunk (no copy into
 /// the shared outbound buffer).
 const BIG_PAYLOAD: usize = 32 * 1024;
+/// Queued outbound bytes above which `send` waits for the writer.
+const HIGH_WATER: usize = 4 << 20;
 /// Read at least this much per read call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -168,10 +170,12 @@ impl Builder {
             }),
             out: Mutex::new(Outbound {
                 chunks: VecDeque::from([Chunk::new(hello)]),
+                bytes: 0,
                 pushed: 1,
                 shutdown: false,
             }),
             out_ready: Notify::new(),
+            drained: Notify::new(),
             handle: handle.clone(),
             fds_ok: t.fds,
             failed: OnceLock::new(),
@@ -341,6 +345,8 @@ struct Table {
 
 struct Outbound {
     chunks: VecDeque<Chunk>,
+    /// Bytes in `chunks` (not counting a batch the writer is writing).
+    bytes: usize,
     /// Frames queued since the start.
     pushed: u64,
     shutdown: bool,
@@ -353,6 +359,8 @@ pub(crate) struct ConnShared {
     table: Mutex<Table>,
     out: Mutex<Outbound>,
     out_ready: Notify,
+    /// Signalled when the writer takes a batch (room in the queue again).
+    drained: Notify,
     pub(crate) handle: Handle,
     pub(crate) fds_ok: bool,
     failed: OnceLock<Error>,
@@ -495,10 +503,27 @@ impl ConnShared {
         let mut out = lock(&self.out);
         let was_empty = out.chunks.is_empty();
         tail_chunk(&mut out.chunks, fds.len()).append(bytes, fds);
+        out.bytes += bytes.len();
         out.pushed += 1;
         drop(out);
         if was_empty {
             self.out_ready.notify_one();
+        }
+    }
+
+    /// Waits while more than [`HIGH_WATER`] bytes wait for the writer, so a
+    /// fast sender of big messages cannot queue unbounded memory (credit
+    /// bounds messages, this bounds bytes) and yields to the writer.
+    pub(crate) async fn backpressure(&self) {
+        loop {
+            let drained = self.drained.notified();
+            {
+                let out = lock(&self.out);
+                if out.bytes < HIGH_WATER || out.shutdown {
+                    return;
+                }
+            }
+            drained.await;
         }
     }
 
@@ -558,6 +583,7 @@ impl ConnShared {
                 .unwrap_or(Error::Disconnected("connection closing".into())));
         }
         let was_empty = out.chunks.is_empty();
+        out.bytes += header.len() + payload.len() + anns.len();
         let tail = tail_chunk(&mut out.chunks, fds.len());
         tail.append(&header, fds);
         let give_back = if payload.len() >= BIG_PAYLOAD {
@@ -884,8 +910,10 @@ async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
     loop {
         let (mut batch, upto, shutdown) = {
             let mut out = lock(&shared.out);
+            out.bytes = 0;
             (std::mem::take(&mut out.chunks), out.pushed, out.shutdown)
         };
+        shared.drained.notify_waiters();
         if batch.is_empty() {
             if shutdown {
                 break;
