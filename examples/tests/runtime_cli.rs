@@ -319,3 +319,38 @@ fn run_forwards_signals_to_the_container() {
     assert_eq!(status.code(), Some(3));
     assert!(!env.root().join("fwd").exists());
 }
+
+/// The container's cgroup in the pids hierarchy (v1/hybrid hosts).
+fn pids_cgroup(id: &str) -> Option<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup/pids");
+    base.exists().then(|| base.join("berth").join(id))
+}
+
+#[test]
+fn cgroups_are_made_and_removed_also_after_a_failed_create() {
+    if !root_or_skip() {
+        return;
+    }
+    let id = format!("cg{}", std::process::id());
+    let Some(cg) = pids_cgroup(&id) else {
+        eprintln!("skipped: no v1 pids hierarchy");
+        return;
+    };
+    let mut env = Env::new(&["/bin/sleep", "100"]);
+    assert!(env.create(&id).0);
+    let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
+    assert_eq!(env.status(&id), "created");
+    assert_eq!(
+        procs.lines().count(),
+        1,
+        "the init is in its cgroup: {procs}"
+    );
+    assert!(env.out(&["delete", "--force", &id]).status.success());
+    assert!(!cg.exists(), "cgroup removed by delete");
+
+    let mut bad = Env::new(&["/no/such/binary"]);
+    let (ok, err) = bad.create(&id);
+    assert!(!ok && err.contains("/no/such/binary"), "{err}");
+    assert!(!cg.exists(), "cgroup removed after a failed create");
+    assert!(!bad.root().join(&id).exists());
+}
