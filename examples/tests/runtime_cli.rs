@@ -345,7 +345,10 @@ fn cgroups_are_made_and_removed_also_after_a_failed_create() {
         1,
         "the init is in its cgroup: {procs}"
     );
-    assert!(env.out(&["delete", "--force", &id]).status.success());
+    assert!(env.out(&["start", &id]).status.success());
+    assert!(env.out(&["kill", "--all", &id, "KILL"]).status.success());
+    wait_for(|| env.status(&id) == "stopped");
+    assert!(env.out(&["delete", &id]).status.success());
     assert!(!cg.exists(), "cgroup removed by delete");
 
     let mut bad = Env::new(&["/no/such/binary"]);

@@ -1,14 +1,14 @@
 //! `kill`: send a signal to a container's init.
 
-use libcontainer::Container;
+use libcontainer::cgroups::CgroupManager;
+use libcontainer::{Container, Status};
 
 use crate::Globals;
 
 /// Send a signal (default SIGTERM) to a container.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Signal every process of the container (the init, whose death ends
-    /// a container with its own pid namespace).
+    /// Signal every process in the container's cgroup, not only the init.
     #[arg(long, short)]
     pub all: bool,
     /// The container id.
@@ -46,7 +46,14 @@ pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
 /// Run `kill`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let sig = parse_signal(&a.signal)?;
-    Container::load(&g.root, &a.id)?.kill(sig)?;
+    let mut c = Container::load(&g.root, &a.id)?;
+    if a.all && matches!(c.status(), Status::Created | Status::Running) {
+        if let Some(m) = CgroupManager::from_container(&c)? {
+            m.signal_all(nix::sys::signal::Signal::try_from(sig)?)?;
+            return Ok(0);
+        }
+    }
+    c.kill(sig)?;
     Ok(0)
 }
 
