@@ -53,6 +53,11 @@ enum Command {
     Run(commands::run::Args),
     List(commands::list::Args),
     Spec(commands::spec::Args),
+    Pause(commands::pause::Args),
+    Resume(commands::resume::Args),
+    Update(commands::update::Args),
+    Events(commands::events::Args),
+    Ps(commands::ps::Args),
     Features(commands::features::Args),
 }
 
@@ -120,6 +125,11 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(&g, a),
         Command::List(a) => commands::list::run(&g, a),
         Command::Spec(a) => commands::spec::run(&g, a),
+        Command::Pause(a) => commands::pause::run(&g, a),
+        Command::Resume(a) => commands::resume::run(&g, a),
+        Command::Update(a) => commands::update::run(&g, a),
+        Command::Events(a) => commands::events::run(&g, a),
+        Command::Ps(a) => commands::ps::run(&g, a),
         Command::Features(a) => commands::features::run(&g, a),
     };
     match result {
