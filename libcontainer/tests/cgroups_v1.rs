@@ -411,3 +411,22 @@ fn realtime_budget_reaches_a_nested_cgroup() {
     assert_eq!(read(d, "cpu.rt_period_us"), "1000000");
     assert_eq!(read(d.parent().unwrap(), "cpu.rt_runtime_us"), "10000");
 }
+
+#[test]
+fn delete_with_kill_ends_a_frozen_container() {
+    if usable().is_none() {
+        return;
+    }
+    let g = create(&unique("frozen"), r#"{"pids": {"limit": 4}}"#);
+    let mut child = ChildGuard(Command::new("sleep").arg("30").spawn().unwrap());
+    g.0.add_pid(pid_of(&child)).unwrap();
+    g.0.freeze().unwrap();
+    let dirs: Vec<PathBuf> = g.0.all_dirs().into_iter().map(Path::to_path_buf).collect();
+    // A frozen task only dies once thawed: kill_all freezes, kills, thaws.
+    g.0.delete(DeleteOptions { kill: true }).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.0.wait().unwrap().signal(), Some(libc::SIGKILL));
+    for d in dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
