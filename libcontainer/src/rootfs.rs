@@ -658,6 +658,23 @@ mod tests {
     }
 
     #[test]
+    fn pivot_falls_back_to_move_and_chroot_on_einval() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(crate::fixtures::default_spec(), dir.path());
+        let rec = Recorder::default();
+        rec.fail_pivot.set(true);
+        pivot(&rec, &plan).unwrap();
+        let calls = rec.calls.borrow();
+        assert_eq!(calls[1], "pivot_root \".\" \".\"");
+        assert_eq!(
+            calls[2],
+            format!("mount Some(\".\") / None {:#x} None", libc::MS_MOVE)
+        );
+        assert_eq!(calls[3], "chroot \".\"");
+        assert_eq!(calls[4], "chdir /");
+    }
+
+    #[test]
     fn symlink_destination_stays_inside_the_rootfs() {
         use crate::syscall::LinuxSyscall;
         let dir = tempfile::tempdir().unwrap();

@@ -282,6 +282,8 @@ pub(crate) mod recorder {
     pub struct Recorder {
         pub calls: RefCell<Vec<String>>,
         fds: RefCell<HashMap<String, String>>,
+        /// Make pivot_root fail with EINVAL (a rootfs on the initramfs).
+        pub fail_pivot: std::cell::Cell<bool>,
     }
 
     impl Recorder {
@@ -321,6 +323,9 @@ pub(crate) mod recorder {
         }
         fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> io::Result<()> {
             self.log(format!("pivot_root {new_root:?} {put_old:?}"));
+            if self.fail_pivot.get() {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
             Ok(())
         }
         fn chroot(&self, path: &CStr) -> io::Result<()> {
