@@ -253,3 +253,23 @@ async fn open_channel_limit_is_enforced() {
     assert!(matches!(err, Some(Error::TooManyChannels(4))), "{err:?}");
     assert!(srx.recv().await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_api_over_a_connection_from_plain_threads() {
+    let ((_c, to_srv, _), (_s, _, mut reqs)) = pair::<Req, ()>();
+    tokio::spawn(async move {
+        while let Ok(Some(r)) = reqs.recv().await {
+            r.reply.send(r.n + 1).await.unwrap();
+        }
+    });
+    let t = std::thread::spawn(move || {
+        for i in 0..100 {
+            let (tx, mut rx) = channel(1);
+            to_srv.blocking_send(Req { n: i, reply: tx }).unwrap();
+            assert_eq!(rx.blocking_recv().unwrap(), Some(i + 1));
+        }
+    });
+    tokio::task::spawn_blocking(move || t.join().unwrap())
+        .await
+        .unwrap();
+}
