@@ -171,6 +171,9 @@ fn lifecycle_across_invocations_like_runc() {
 
     assert!(env.out(&["kill", "life", "KILL"]).status.success());
     wait_for(|| env.status("life") == "stopped");
+    let o = env.out(&["state", "life"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pid"], 0, "a stopped container shows pid 0 like runc");
     let o = env.out(&["kill", "life", "9"]);
     assert!(!o.status.success(), "kill of a stopped container fails");
     assert!(String::from_utf8_lossy(&o.stderr).contains("not running"));

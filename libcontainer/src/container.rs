@@ -150,10 +150,15 @@ impl Container {
         self.state.refresh(&self.dir)
     }
 
-    /// The OCI state document, refreshed.
+    /// The OCI state document, refreshed. A stopped container shows pid 0,
+    /// like runc.
     pub fn state(&mut self) -> OciState {
-        self.status();
-        self.state.oci.clone()
+        let mut s = self.state.oci.clone();
+        s.status = self.status();
+        if s.status == Status::Stopped {
+            s.pid = 0;
+        }
+        s
     }
 
     /// Per-module data kept in state.json (see [`Container::set_extension`]).
