@@ -6,14 +6,15 @@
 //! drains a shared outbound queue with vectored writes: senders encode on
 //! their own task and only append bytes under a short lock.
 
+mod dispatch;
 pub(crate) mod endpoint;
+mod io;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use bytes::BytesMut;
 use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
@@ -22,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::chan::{Message, Queue, Receiver, Sender};
 use crate::ctx::{self, EncodeCtx};
 use crate::error::{Error, Result};
-use crate::transport::{Chunk, Reader, Transport, Writer};
-use crate::wire::{self, AnnKind, Frame, FrameDecoder, Hello, Kind};
-use endpoint::{AnnIn, PendingRx, RawMsg, RemoteTx, WireReg, WireSink};
+use crate::transport::{Chunk, Transport};
+use crate::wire::{self, Hello, Kind};
+use endpoint::{PendingRx, RawMsg, RemoteTx, WireReg, WireSink};
 
 /// Payloads at least this large travel as their own chunk (no copy into
 /// the shared outbound buffer).
@@ -201,8 +202,8 @@ impl Builder {
             );
         }
         let Transport { reader, writer, .. } = t;
-        let reader_task = handle.spawn(reader_loop(shared.clone(), reader));
-        let writer_task = handle.spawn(writer_loop(shared.clone(), writer));
+        let reader_task = handle.spawn(io::reader_loop(shared.clone(), reader));
+        let writer_task = handle.spawn(io::writer_loop(shared.clone(), writer));
         let done_shared = Arc::downgrade(&shared);
         handle.spawn(async move {
             let _ = reader_task.await;
@@ -633,208 +634,6 @@ impl ConnShared {
         self.request_close();
         self.closing.cancel();
     }
-
-    /// Handles one frame from the peer.
-    fn dispatch(
-        self: &Arc<Self>,
-        frame: Frame,
-        fds: &mut VecDeque<OwnedFd>,
-        got_hello: &mut bool,
-    ) -> Result<()> {
-        if !*got_hello {
-            if frame.kind != Kind::Hello {
-                return Err(Error::Protocol(format!(
-                    "first frame is {:?}, not HELLO",
-                    frame.kind
-                )));
-            }
-            let h = frame.hello()?;
-            if h.version != wire::VERSION {
-                return Err(Error::Protocol(format!(
-                    "peer speaks protocol version {}, this side {}",
-                    h.version,
-                    wire::VERSION
-                )));
-            }
-            self.peer_max_frame
-                .store(h.max_frame_size as usize, Ordering::Relaxed);
-            *got_hello = true;
-            return Ok(());
-        }
-        match frame.kind {
-            Kind::Hello => Err(Error::Protocol("second HELLO".into())),
-            Kind::Error => Err(Error::Disconnected(format!(
-                "peer reported an error: {}",
-                frame.error_reason()
-            ))),
-            Kind::Credit => {
-                let n = frame.credit()?;
-                let entry = match self.table().entries.get(&frame.chan) {
-                    Some(Entry::Tx(w)) => w.upgrade(),
-                    _ => None,
-                };
-                if let Some(tx) = entry {
-                    let limit = tx.window;
-                    if !tx.grant(n, limit) {
-                        return Err(Error::Protocol(format!(
-                            "CREDIT on channel {} exceeds its window",
-                            frame.chan
-                        )));
-                    }
-                }
-                Ok(())
-            }
-            Kind::Close => {
-                if !frame.body.is_empty() {
-                    return Err(Error::Protocol("CLOSE frame with a body".into()));
-                }
-                let mut t = self.table();
-                let removed = match t.entries.get_mut(&frame.chan) {
-                    Some(Entry::Pending(p)) => {
-                        p.open = false;
-                        None
-                    }
-                    Some(_) => t.entries.remove(&frame.chan),
-                    None => None,
-                };
-                let empty = t.entries.is_empty();
-                drop(t);
-                match removed {
-                    Some(Entry::Sink { sink, .. }) => sink.sender_closed(),
-                    Some(Entry::Tx(w)) => {
-                        if let Some(tx) = w.upgrade() {
-                            tx.mark_closed(Error::Closed("receiver dropped"));
-                        }
-                    }
-                    _ => {}
-                }
-                if empty {
-                    self.maybe_autoclose();
-                }
-                Ok(())
-            }
-            Kind::Msg => self.dispatch_msg(frame, fds),
-        }
-    }
-
-    fn dispatch_msg(self: &Arc<Self>, frame: Frame, fds: &mut VecDeque<OwnedFd>) -> Result<()> {
-        let nfds = usize::from(frame.nfds);
-        if nfds > fds.len() {
-            return Err(Error::Protocol(format!(
-                "MSG on channel {} declares {nfds} fds but {} arrived",
-                frame.chan,
-                fds.len()
-            )));
-        }
-        let msg_fds: Vec<OwnedFd> = fds.drain(..nfds).collect();
-        let (payload, anns) = frame.msg_parts()?;
-        // Declared before the table guard so that, on any early return, the
-        // guard is released first: dropping announced handles locks again.
-        let mut anns_in = Vec::with_capacity(anns.len());
-        let mut t = self.table();
-        for a in &anns {
-            let problem = if a.id & 1 == self.parity || a.id <= 1 {
-                Some(format!(
-                    "peer announced channel {} from this side's id space",
-                    a.id
-                ))
-            } else if t.entries.contains_key(&a.id) {
-                Some(format!("peer announced channel {} twice", a.id))
-            } else if a.window > self.cfg.max_window {
-                Some(format!(
-                    "channel {} announced with window {} > max_window {}",
-                    a.id, a.window, self.cfg.max_window
-                ))
-            } else if t.entries.len() >= self.cfg.max_channels {
-                Some(format!(
-                    "peer exceeded the open-channel limit of {}",
-                    self.cfg.max_channels
-                ))
-            } else {
-                None
-            };
-            if let Some(p) = problem {
-                drop(t);
-                return Err(Error::Protocol(p));
-            }
-            t.peer_max = t.peer_max.max(a.id);
-            match a.kind {
-                AnnKind::Sender => {
-                    let tx = RemoteTx::new(self.clone(), a.id, a.window);
-                    t.entries.insert(a.id, Entry::Tx(Arc::downgrade(&tx)));
-                    anns_in.push(AnnIn::Tx(tx));
-                }
-                AnnKind::Receiver => {
-                    t.entries.insert(
-                        a.id,
-                        Entry::Pending(Pending {
-                            reg: WireReg::new(self, a.id, a.window),
-                            items: VecDeque::new(),
-                            open: true,
-                        }),
-                    );
-                    anns_in.push(AnnIn::Rx(PendingRx {
-                        conn: self.clone(),
-                        id: a.id,
-                        claimed: false,
-                    }));
-                }
-            }
-        }
-        let chan = frame.chan;
-        let raw = |reg: Arc<WireReg>, anns: Vec<AnnIn>| RawMsg {
-            reg,
-            conn: self.clone(),
-            payload,
-            anns,
-            fds: msg_fds,
-        };
-        match t.entries.get_mut(&chan) {
-            Some(Entry::Sink { sink, reg }) => {
-                let (sink, reg) = (sink.clone(), reg.clone());
-                drop(t);
-                if !reg.arrived() {
-                    return Err(Error::Protocol(format!(
-                        "peer exceeded its credit on channel {chan}"
-                    )));
-                }
-                if !sink.push_raw(raw(reg.clone(), anns_in)) {
-                    // Receiver gone and the peer has not seen a CLOSE yet.
-                    tracing::trace!(chan, "message for a dropped receiver discarded");
-                    reg.close_from_receiver();
-                }
-                Ok(())
-            }
-            Some(Entry::Pending(p)) => {
-                if !p.reg.arrived() {
-                    drop(t);
-                    return Err(Error::Protocol(format!(
-                        "peer exceeded its credit on channel {chan}"
-                    )));
-                }
-                let msg = raw(p.reg.clone(), anns_in);
-                p.items.push_back(msg);
-                Ok(())
-            }
-            Some(Entry::Tx(_)) => {
-                drop(t);
-                Err(Error::Protocol(format!(
-                    "MSG on channel {chan}, on which this side is the sender"
-                )))
-            }
-            None => {
-                let known = self.known_closed(&t, chan);
-                drop(t);
-                // Drop the message (closing its fds and channels) unlocked.
-                drop(raw(Arc::new(WireReg::detached(chan)), anns_in));
-                if known {
-                    Ok(())
-                } else {
-                    Err(Error::Protocol(format!("MSG on unknown channel id {chan}")))
-                }
-            }
-        }
-    }
 }
 
 /// The chunk new bytes go into: the last one, unless it is sealed (a big
@@ -857,83 +656,4 @@ fn tail_chunk(chunks: &mut VecDeque<Chunk>, nfds: usize) -> &mut Chunk {
 fn unreachable_chunk() -> ! {
     // A chunk was pushed just above.
     std::process::abort()
-}
-
-async fn reader_loop(shared: Arc<ConnShared>, mut reader: Reader) {
-    let dec = FrameDecoder::new(shared.cfg.max_frame_size);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
-    let mut got_hello = false;
-    let res: Result<()> = async {
-        loop {
-            while let Some(frame) = dec.decode(&mut buf)? {
-                shared.dispatch(frame, &mut fds, &mut got_hello)?;
-            }
-            let missing = dec.missing(&buf);
-            buf.reserve(missing.max(READ_CHUNK));
-            let n = tokio::select! {
-                r = reader.read(&mut buf, &mut fds) => r.map_err(|e| Error::Disconnected(format!("read failed: {e}")))?,
-                _ = shared.closing.cancelled() => return Ok(()),
-            };
-            if n == 0 {
-                if buf.is_empty() {
-                    return Err(Error::Disconnected("peer closed the connection".into()));
-                }
-                return Err(Error::Protocol(format!(
-                    "connection closed in the middle of a frame ({} bytes of it received)",
-                    buf.len()
-                )));
-            }
-        }
-    }
-    .await;
-    match res {
-        Ok(()) => shared.fail(Error::Disconnected("connection closed".into())),
-        Err(e) => {
-            if let Error::Protocol(reason) = &e {
-                tracing::warn!(%reason, "libchan peer broke the protocol");
-                let mut frame = Vec::new();
-                let reason = reason.as_bytes();
-                let reason = &reason[..reason.len().min(1024)];
-                wire::put_header(&mut frame, Kind::Error, 0, 0, 0, reason.len() as u32);
-                frame.extend_from_slice(reason);
-                shared.push_bytes(&frame, Vec::new());
-            }
-            shared.fail(e);
-        }
-    }
-    // Unclaimed fds that arrived without a frame are closed here.
-    drop(fds);
-}
-
-async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
-    loop {
-        let (mut batch, upto, shutdown) = {
-            let mut out = lock(&shared.out);
-            out.bytes = 0;
-            (std::mem::take(&mut out.chunks), out.pushed, out.shutdown)
-        };
-        shared.drained.notify_waiters();
-        if batch.is_empty() {
-            if shutdown {
-                break;
-            }
-            shared.out_ready.notified().await;
-            continue;
-        }
-        if let Err(e) = writer.write_chunks(&mut batch).await {
-            shared.fail(Error::Disconnected(format!("write failed: {e}")));
-            break;
-        }
-        shared.written.send_replace(upto);
-    }
-    writer.shutdown().await;
-    shared.closing.cancel();
-    if shared.failed.get().is_none() {
-        // Closed by us; the reader stops on `closing`.
-        let _ = shared
-            .failed
-            .set(Error::Disconnected("connection closed".into()));
-        shared.fail(Error::Disconnected("connection closed".into()));
-    }
 }

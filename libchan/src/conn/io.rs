@@ -1,0 +1,91 @@
+//! The reader and writer tasks of a connection.
+
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::{lock, ConnShared, READ_CHUNK};
+use crate::error::{Error, Result};
+use crate::transport::{Reader, Writer};
+use crate::wire::{self, FrameDecoder, Kind};
+
+pub(super) async fn reader_loop(shared: Arc<ConnShared>, mut reader: Reader) {
+    let dec = FrameDecoder::new(shared.cfg.max_frame_size);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
+    let mut got_hello = false;
+    let res: Result<()> = async {
+        loop {
+            while let Some(frame) = dec.decode(&mut buf)? {
+                shared.dispatch(frame, &mut fds, &mut got_hello)?;
+            }
+            let missing = dec.missing(&buf);
+            buf.reserve(missing.max(READ_CHUNK));
+            let n = tokio::select! {
+                r = reader.read(&mut buf, &mut fds) => r.map_err(|e| Error::Disconnected(format!("read failed: {e}")))?,
+                _ = shared.closing.cancelled() => return Ok(()),
+            };
+            if n == 0 {
+                if buf.is_empty() {
+                    return Err(Error::Disconnected("peer closed the connection".into()));
+                }
+                return Err(Error::Protocol(format!(
+                    "connection closed in the middle of a frame ({} bytes of it received)",
+                    buf.len()
+                )));
+            }
+        }
+    }
+    .await;
+    match res {
+        Ok(()) => shared.fail(Error::Disconnected("connection closed".into())),
+        Err(e) => {
+            if let Error::Protocol(reason) = &e {
+                tracing::warn!(%reason, "libchan peer broke the protocol");
+                let mut frame = Vec::new();
+                let reason = reason.as_bytes();
+                let reason = &reason[..reason.len().min(1024)];
+                wire::put_header(&mut frame, Kind::Error, 0, 0, 0, reason.len() as u32);
+                frame.extend_from_slice(reason);
+                shared.push_bytes(&frame, Vec::new());
+            }
+            shared.fail(e);
+        }
+    }
+    // Unclaimed fds that arrived without a frame are closed here.
+    drop(fds);
+}
+
+pub(super) async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
+    loop {
+        let (mut batch, upto, shutdown) = {
+            let mut out = lock(&shared.out);
+            out.bytes = 0;
+            (std::mem::take(&mut out.chunks), out.pushed, out.shutdown)
+        };
+        shared.drained.notify_waiters();
+        if batch.is_empty() {
+            if shutdown {
+                break;
+            }
+            shared.out_ready.notified().await;
+            continue;
+        }
+        if let Err(e) = writer.write_chunks(&mut batch).await {
+            shared.fail(Error::Disconnected(format!("write failed: {e}")));
+            break;
+        }
+        shared.written.send_replace(upto);
+    }
+    writer.shutdown().await;
+    shared.closing.cancel();
+    if shared.failed.get().is_none() {
+        // Closed by us; the reader stops on `closing`.
+        let _ = shared
+            .failed
+            .set(Error::Disconnected("connection closed".into()));
+        shared.fail(Error::Disconnected("connection closed".into()));
+    }
+}
