@@ -145,9 +145,33 @@ impl Container {
         &self.dir
     }
 
-    /// The status now (checks the process).
+    /// The status now (checks the process, and the freezer when the
+    /// container has cgroups: a frozen one is `paused`, like runc).
     pub fn status(&mut self) -> Status {
-        self.state.refresh(&self.dir)
+        let status = self.state.refresh(&self.dir);
+        if status == Status::Running && self.is_frozen() {
+            return Status::Paused;
+        }
+        status
+    }
+
+    fn is_frozen(&self) -> bool {
+        match crate::cgroups::CgroupManager::from_container(self) {
+            Ok(Some(m)) => m.is_frozen().unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// Thaw the container's cgroup if it is frozen (a frozen task on v1
+    /// does not die of SIGKILL until thawed).
+    fn thaw(&self) {
+        if let Ok(Some(m)) = crate::cgroups::CgroupManager::from_container(self) {
+            if m.is_frozen().unwrap_or(false) {
+                if let Err(e) = m.thaw() {
+                    tracing::warn!(id = self.id(), error = %e, "thawing a paused container");
+                }
+            }
+        }
     }
 
     /// The OCI state document, refreshed. A stopped container shows pid 0,
@@ -247,9 +271,11 @@ impl Container {
     }
 
     /// Send `signal` to the init. Errors when the container is stopped.
+    /// A paused container gets the signal when it is resumed, except
+    /// SIGKILL, which thaws it so it dies now.
     pub fn kill(&mut self, signal: i32) -> Result<(), ContainerError> {
         let status = self.status();
-        if !matches!(status, Status::Created | Status::Running) {
+        if !matches!(status, Status::Created | Status::Running | Status::Paused) {
             return Err(self.wrong(status, "container not running"));
         }
         // SAFETY: kill with a pid we checked is our init.
@@ -258,6 +284,9 @@ impl Container {
                 id: self.id().into(),
                 source: std::io::Error::last_os_error(),
             });
+        }
+        if status == Status::Paused && signal == libc::SIGKILL {
+            self.thaw();
         }
         Ok(())
     }
@@ -322,7 +351,7 @@ impl Container {
     /// runc. Runs poststop hooks, then removes the state directory.
     pub fn delete(mut self, force: bool) -> Result<(), ContainerError> {
         let status = self.status();
-        if status == Status::Running && !force {
+        if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(self.wrong(status, "cannot delete a running container without force"));
         }
         if status != Status::Stopped {
@@ -336,6 +365,8 @@ impl Container {
     pub(crate) fn kill_and_reap(&mut self) -> Result<(), ContainerError> {
         // SAFETY: kill with a pid we checked is our init.
         unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+        // After the signal, so a paused init cannot run before it dies.
+        self.thaw();
         if self.is_child {
             self.reap();
             return Ok(());

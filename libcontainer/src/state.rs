@@ -59,6 +59,8 @@ pub enum Status {
     Created,
     /// The user process runs.
     Running,
+    /// Running, with its cgroup frozen (`pause`).
+    Paused,
     /// The process has exited.
     Stopped,
 }
@@ -69,6 +71,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }

@@ -47,7 +47,12 @@ pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let sig = parse_signal(&a.signal)?;
     let mut c = Container::load(&g.root, &a.id)?;
-    if a.all && matches!(c.status(), Status::Created | Status::Running) {
+    if a.all
+        && matches!(
+            c.status(),
+            Status::Created | Status::Running | Status::Paused
+        )
+    {
         if let Some(m) = CgroupManager::from_container(&c)? {
             m.signal_all(nix::sys::signal::Signal::try_from(sig)?)?;
             return Ok(0);
