@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `run` of the busybox fixture bundle (/bin/true) with a Docker-default-like
 # seccomp profile and a 256 MiB memory limit: berth through the library with
-# ProcessSecurity wired in (benches/src/bin/security_run.rs, what
-# berth-runtime run does once it wires it; with the seccomp compile cache and
+# ProcessSecurity wired in (benches/src/bin/security_run.rs, the same
+# setup berth-runtime run uses; with the seccomp compile cache and
 # without) against `crun run` and `runc run`, in the same hyperfine run.
 # crun 1.8 refuses this machine's hybrid cgroups, so everything runs in a
 # private mount namespace where /sys/fs/cgroup/unified is unmounted.

@@ -1,5 +1,5 @@
 //! `run` through the library with the security setup wired in, as
-//! berth-runtime will do: create (cgroups + ProcessSecurity: capabilities,
+//! berth-runtime does: create (cgroups + ProcessSecurity: capabilities,
 //! seccomp from the compile cache), start, wait, delete. Exits with the
 //! container's status. Used by benches/scripts/security_run.sh against
 //! `runc run` and `crun run` of the same bundle.
