@@ -286,6 +286,14 @@ impl NotifyLink {
             path: self.listener.path.clone(),
             source,
         };
+        // Without the create extension (e.g. an exec), nothing was connected
+        // and no message will come: fail instead of waiting for it.
+        let agent = self.agent.get().ok_or_else(|| {
+            err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the runtime did not connect to the agent (create_extension not used)",
+            ))
+        })?;
         let mut len = [0u8; 4];
         (&self.msg_rx).read_exact(&mut len).map_err(err)?;
         let len = u32::from_ne_bytes(len) as usize;
@@ -298,12 +306,6 @@ impl NotifyLink {
             .get_mut(..len)
             .ok_or_else(|| err(std::io::Error::other("state message too long")))?;
         (&self.msg_rx).read_exact(msg).map_err(err)?;
-        let agent = self.agent.get().ok_or_else(|| {
-            err(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "the runtime did not connect to the agent",
-            ))
-        })?;
         seccomp::notify::send_with_fd(agent.as_fd(), msg, fd).map_err(err)
     }
 }
