@@ -121,3 +121,132 @@ fn paused_shows_in_state_and_force_delete_is_quick() {
     let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]);
     assert!(matches!(state, None | Some("Z") | Some("X")), "{stat}");
 }
+
+#[test]
+fn exec_joins_the_namespaces_and_passes_the_status() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::started("exec", &["sleep", "100"]);
+    let id = env.id.clone();
+    // uts namespace: the container's hostname, not ours.
+    assert_eq!(env.ok(&["exec", &id, "hostname"]), "berth\n");
+    // pid namespace: pid 1 is the container's sleep, and we are in it.
+    let ps = env.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; echo; echo $$",
+    ]);
+    let mut lines = ps.lines();
+    assert_eq!(lines.next(), Some("sleep\x00100\x00"));
+    let own: i32 = lines.next().unwrap().parse().unwrap();
+    assert!(
+        own > 1 && own < 100,
+        "exec'd pid {own} is not a container pid"
+    );
+    // mount namespace and root: the container's rootfs.
+    assert!(env.ok(&["exec", &id, "ls", "/"]).contains("bin"));
+    // Exit status and death by signal pass through.
+    let o = env.out(&["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = env.out(&["exec", &id, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(o.status.code(), Some(137));
+    // Flags: env, cwd, user.
+    let o = env.ok(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(id -u) $(id -g)",
+    ]);
+    assert_eq!(o, "bar /tmp 1000 1000\n");
+    // The same cgroups as the init.
+    // The same cgroups as the init (seen through its cgroup namespace).
+    let cg = env.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/1/cgroup; echo; cat /proc/self/cgroup",
+    ]);
+    let (init_cg, exec_cg) = cg.split_once("\n\n").unwrap();
+    assert_eq!(init_cg.trim(), exec_cg.trim());
+    // A missing command is a clear error.
+    let o = env.out(&["exec", &id, "/no/such/thing"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/thing"));
+}
+
+#[test]
+fn exec_with_a_process_json_and_detach() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::started("execp", &["sleep", "100"]);
+    let id = env.id.clone();
+    let pj = env.dir.path().join("process.json");
+    std::fs::write(
+        &pj,
+        r#"{"args":["sh","-c","echo $X; grep NoNewPrivs /proc/self/status"],"env":["PATH=/bin","X=from-json"],"cwd":"/","user":{"uid":0,"gid":0},"noNewPrivileges":true}"#,
+    )
+    .unwrap();
+    let o = env.ok(&["exec", "--process", pj.to_str().unwrap(), &id]);
+    assert!(o.starts_with("from-json\nNoNewPrivs:\t1"), "{o}");
+    let pidf = env.dir.path().join("exec.pid");
+    // The detached process keeps its stdio: do not wait for EOF on a pipe.
+    let ok = env
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pidf.to_str().unwrap(),
+            &id,
+            "sleep",
+            "50",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let ps = env.ok(&["ps", &id]);
+    assert!(ps.contains(&pid.to_string()), "{ps}");
+}
+
+#[test]
+fn exec_into_a_stopped_or_paused_container_is_a_clear_error() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::started("execs", &["sleep", "100"]);
+    let id = env.id.clone();
+    env.ok(&["pause", &id]);
+    let o = env.out(&["exec", &id, "true"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("paused"));
+    env.ok(&["resume", &id]);
+    env.ok(&["kill", &id, "KILL"]);
+    let t = Instant::now();
+    while env.state()["status"] != "stopped" && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = env.out(&["exec", &id, "true"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("stopped") && err.contains("cannot exec"),
+        "{err}"
+    );
+}

@@ -14,7 +14,7 @@ use oci_spec::runtime::Hook;
 use crate::channel::{Channel, ChannelError, Message};
 use crate::hooks::{self, HookError};
 use crate::namespaces::NamespacePlan;
-use crate::plan::InitPlan;
+use crate::plan::{InitPlan, ProcessPlan};
 use crate::rootfs::{self, RootfsError};
 use crate::syscall::{check, LinuxSyscall, Syscall};
 
@@ -242,7 +242,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
     for e in ctx.extensions {
         e.before_user_change().map_err(InitError::Extension)?;
     }
-    change_user(plan)?;
+    change_user(&plan.process)?;
     // SAFETY: umask never fails.
     unsafe { libc::umask(plan.process.umask.unwrap_or(0o022)) };
     sys(
@@ -260,7 +260,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
         e.after_user_change().map_err(InitError::Extension)?;
     }
     // Like runc: a missing or non-executable command fails `create`.
-    let exe = find_executable(plan)?;
+    let exe = find_executable(&plan.process)?;
     // Only stdio (and fds the caller passed on purpose) survive exec.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
     unsafe {
@@ -295,7 +295,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
         Err(e) => InitError::Hook(e),
         Ok(()) => match ctx.extensions.iter().try_for_each(|e| e.before_exec()) {
             Err(e) => InitError::Extension(e),
-            Ok(()) => exec(plan, exe),
+            Ok(()) => exec(&plan.process, exe),
         },
     };
     let msg = format!("E{err}");
@@ -305,9 +305,9 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
 }
 
 /// The first of the PATH candidates that exists and is executable.
-fn find_executable(plan: &InitPlan) -> Result<&CString, InitError> {
+pub(crate) fn find_executable(p: &ProcessPlan) -> Result<&CString, InitError> {
     let mut best = None;
-    for path in &plan.process.exec_paths {
+    for path in &p.exec_paths {
         // SAFETY: a valid C string path.
         if unsafe { libc::access(path.as_ptr(), libc::X_OK) } == 0 {
             return Ok(path);
@@ -318,13 +318,12 @@ fn find_executable(plan: &InitPlan) -> Result<&CString, InitError> {
         }
     }
     Err(InitError::Exec {
-        arg0: plan.process.args[0].to_string_lossy().into_owned(),
+        arg0: p.args[0].to_string_lossy().into_owned(),
         source: best.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT)),
     })
 }
 
-fn change_user(plan: &InitPlan) -> Result<(), InitError> {
-    let p = &plan.process;
+pub(crate) fn change_user(p: &ProcessPlan) -> Result<(), InitError> {
     let groups = &p.additional_gids;
     // setgroups is refused in a user namespace with setgroups=deny; only
     // call it when groups are asked for or we can.
@@ -348,8 +347,7 @@ fn change_user(plan: &InitPlan) -> Result<(), InitError> {
     )
 }
 
-fn exec(plan: &InitPlan, exe: &CString) -> InitError {
-    let p = &plan.process;
+pub(crate) fn exec(p: &ProcessPlan, exe: &CString) -> InitError {
     let mut argv: Vec<*const libc::c_char> = p.args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = p.env.iter().map(|a| a.as_ptr()).collect();

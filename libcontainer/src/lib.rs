@@ -29,6 +29,7 @@ pub mod builder;
 pub mod channel;
 pub mod clone;
 pub mod container;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod mount_options;

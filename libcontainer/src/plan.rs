@@ -583,7 +583,7 @@ fn rlimit_of(t: PosixRlimitType) -> (libc::c_int, &'static str) {
     }
 }
 
-fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan, PlanError> {
+pub(crate) fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan, PlanError> {
     let args = p
         .args()
         .as_ref()

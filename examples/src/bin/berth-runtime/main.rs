@@ -59,6 +59,7 @@ enum Command {
     Events(commands::events::Args),
     Ps(commands::ps::Args),
     Features(commands::features::Args),
+    Exec(commands::exec::Args),
 }
 
 /// What every command gets.
@@ -131,6 +132,7 @@ fn main() -> ExitCode {
         Command::Events(a) => commands::events::run(&g, a),
         Command::Ps(a) => commands::ps::run(&g, a),
         Command::Features(a) => commands::features::run(&g, a),
+        Command::Exec(a) => commands::exec::run(&g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

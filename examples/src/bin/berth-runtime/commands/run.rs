@@ -42,7 +42,7 @@ const FORWARDED: [libc::c_int; 7] = [
 
 /// Block the forwarded signals and SIGCHLD (the init resets its mask before
 /// exec) and return the set to wait on.
-fn block_signals() -> libc::sigset_t {
+pub(crate) fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a local set; the mask of this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
