@@ -250,3 +250,123 @@ fn exec_into_a_stopped_or_paused_container_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Receive one fd and its name from a console socket (runc's recvtty).
+fn recv_console(listener: &std::os::unix::net::UnixListener) -> (std::fs::File, String) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            fd = fds.first().copied();
+        }
+    }
+    let n = msg.bytes;
+    // SAFETY: the fd just received is ours.
+    let file = unsafe { std::fs::File::from_raw_fd(fd.expect("no fd received")) };
+    (file, String::from_utf8_lossy(&name[..n]).into_owned())
+}
+
+#[test]
+fn console_socket_receives_the_terminal_master() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = BusyboxBundle::new(dir.path().join("bundle"))
+        .args([
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo tty-ok; echo hello-console; sleep 100",
+        ])
+        .write()
+        .unwrap();
+    let mut spec = bundle.load_spec().unwrap();
+    let mut p = spec.process().clone().unwrap();
+    p.set_terminal(Some(true));
+    spec.set_process(Some(p));
+    bundle.write_spec(&spec).unwrap();
+    let sock = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let env = Env {
+        id: format!("tty-{}", std::process::id()),
+        dir,
+    };
+    let id = env.id.clone();
+    // Without a console socket (and no terminal on stdin): a clear error.
+    let o = env.out(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("process.terminal"));
+    assert!(!env.root().join(&id).exists());
+    let receiver = std::thread::spawn(move || recv_console(&listener));
+    env.ok(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    let (mut master, name) = receiver.join().unwrap();
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    env.ok(&["start", &id]);
+    let mut seen = String::new();
+    let t = Instant::now();
+    while !seen.contains("hello-console") && t.elapsed() < Duration::from_secs(5) {
+        let mut buf = [0u8; 256];
+        let n = std::io::Read::read(&mut master, &mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("tty-ok\r\nhello-console"), "{seen:?}");
+}
+
+#[test]
+fn exec_tty_sends_the_master_and_applies_the_container_capabilities() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::started("exect", &["sleep", "100"]);
+    let id = env.id.clone();
+    // The container's bounding set, not ours (the fixture drops some caps).
+    let init_pid = env.state()["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init_pid}/status")).unwrap();
+    let bnd = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("CapBnd:"))
+            .map(str::to_string)
+    };
+    let exec_status = env.ok(&["exec", &id, "cat", "/proc/self/status"]);
+    assert_eq!(bnd(&exec_status), bnd(&status));
+    // --tty without a console socket and without a terminal: clear error.
+    let o = env.out(&["exec", "--tty", &id, "true"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("console-socket"));
+    let sock = env.dir.path().join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || recv_console(&listener));
+    let o = env.out(&[
+        "exec",
+        "--tty",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "test -t 0 && echo exec-tty-ok; exit 3",
+    ]);
+    let (mut master, _) = receiver.join().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut master, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("exec-tty-ok"));
+}

@@ -121,6 +121,8 @@ pub struct ContainerBuilder {
     pid_file: Option<PathBuf>,
     create_ext: Vec<Box<dyn CreateExtension>>,
     init_ext: Vec<Box<dyn InitExtension + Send + Sync>>,
+    /// A console (or the caller's terminal) was provided for process.terminal.
+    terminal: bool,
 }
 
 impl std::fmt::Debug for ContainerBuilder {
@@ -144,7 +146,25 @@ impl ContainerBuilder {
             pid_file: None,
             create_ext: Vec::new(),
             init_ext: Vec::new(),
+            terminal: false,
         }
+    }
+
+    /// Give a `process.terminal` container this pty (its master goes to the
+    /// console socket). The init sets its terminal up before the security
+    /// extensions run.
+    pub fn console(mut self, console: crate::console::Console) -> Self {
+        self.create_ext.push(Box::new(console.clone()));
+        self.init_ext.insert(0, Box::new(console));
+        self.terminal = true;
+        self
+    }
+
+    /// Let a `process.terminal` container keep the stdio it inherits (the
+    /// caller checked it is a terminal), like `runc run` in a shell.
+    pub fn inherit_terminal(mut self) -> Self {
+        self.terminal = true;
+        self
     }
 
     /// The root state directory (default [`DEFAULT_ROOT`]).
@@ -201,6 +221,20 @@ impl ContainerBuilder {
             return Err(PlanError::Invalid {
                 field: "linux.timeOffsets".into(),
                 reason: "not supported yet".into(),
+            }
+            .into());
+        }
+        let wants_terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if wants_terminal && !self.terminal {
+            return Err(PlanError::Invalid {
+                field: "process.terminal".into(),
+                reason:
+                    "a terminal needs a console socket (--console-socket) or a terminal on stdin"
+                        .into(),
             }
             .into());
         }

@@ -28,6 +28,7 @@ pub mod fixtures;
 pub mod builder;
 pub mod channel;
 pub mod clone;
+pub mod console;
 pub mod container;
 pub mod exec;
 pub mod hooks;

@@ -245,12 +245,6 @@ impl InitPlan {
             .process()
             .as_ref()
             .ok_or(PlanError::Missing("process"))?;
-        if process.terminal() == Some(true) {
-            return Err(invalid(
-                "process.terminal",
-                "terminals are not supported yet; set it to false",
-            ));
-        }
         let linux = spec.linux().as_ref();
         let userns = ns.has(libc::CLONE_NEWUSER);
         if !ns.has(libc::CLONE_NEWNS) {

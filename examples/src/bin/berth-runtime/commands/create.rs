@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::builder::load_spec;
 use libcontainer::cgroups::CgroupExtension;
+use libcontainer::console::Console;
 use libcontainer::lsm::LsmHost;
 use libcontainer::security::ProcessSecurity;
 use libcontainer::ContainerBuilder;
@@ -19,7 +20,7 @@ pub struct Args {
     /// Write the container's pid to this file.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket to send a terminal master to (terminals are not supported yet).
+    /// Unix socket to send the terminal's master to (process.terminal).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility.
@@ -40,6 +41,8 @@ pub fn builder(
     g: &Globals,
     bundle: &Path,
     pid_file: Option<&PathBuf>,
+    console_socket: Option<&PathBuf>,
+    foreground: bool,
     id: &str,
 ) -> anyhow::Result<ContainerBuilder> {
     let spec = load_spec(&bundle.join("config.json"))?;
@@ -52,6 +55,7 @@ pub fn builder(
         &LsmHost::detect(),
         Some(&g.root.join(".seccomp")),
     )?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let mut b = ContainerBuilder::new(id, bundle)
         .root(&g.root)
         .spec(spec)
@@ -61,11 +65,29 @@ pub fn builder(
     if let Some(p) = pid_file {
         b = b.pid_file(p);
     }
+    if terminal {
+        match console_socket {
+            Some(sock) => b = b.console(Console::to_socket(sock)?),
+            None if foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                b = b.inherit_terminal()
+            }
+            // The core refuses with a message naming process.terminal.
+            None => {}
+        }
+    }
     Ok(b)
 }
 
 /// Run `create`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
-    builder(g, &a.bundle, a.pid_file.as_ref(), &a.id)?.create()?;
+    builder(
+        g,
+        &a.bundle,
+        a.pid_file.as_ref(),
+        a.console_socket.as_ref(),
+        false,
+        &a.id,
+    )?
+    .create()?;
     Ok(0)
 }

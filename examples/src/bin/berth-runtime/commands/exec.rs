@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use libcontainer::builder::load_spec;
+use libcontainer::console::Console;
 use libcontainer::exec::ExecBuilder;
 use libcontainer::lsm::LsmHost;
 use libcontainer::security::ProcessSecurity;
@@ -18,7 +19,8 @@ pub struct Args {
     /// A process.json (OCI `process` object) instead of CMD and flags.
     #[arg(long, short)]
     pub process: Option<PathBuf>,
-    /// Allocate a terminal (not supported yet).
+    /// Give the process a terminal (its master goes to --console-socket;
+    /// without one, the caller's terminal is used).
     #[arg(long, short)]
     pub tty: bool,
     /// Do not wait for the process.
@@ -27,7 +29,7 @@ pub struct Args {
     /// Write the process's pid to this file.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket to send a terminal master to (terminals are not supported yet).
+    /// Unix socket to send the terminal's master to (with --tty).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Working directory inside the container.
@@ -111,9 +113,14 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let bundle = c.state().bundle.clone();
     let spec = load_spec(&bundle.join("config.json"))?;
     let p = process(&a, &spec)?;
-    if p.terminal() == Some(true) {
-        anyhow::bail!("exec: terminals (--tty, process.terminal) are not supported yet");
-    }
+    let console = match (p.terminal() == Some(true), &a.console_socket) {
+        (false, _) => None,
+        (true, Some(sock)) => Some(Console::to_socket(sock)?),
+        (true, None) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => None,
+        (true, None) => anyhow::bail!(
+            "exec: a terminal (--tty, process.terminal) needs --console-socket or a terminal on stdin"
+        ),
+    };
     let security = ProcessSecurity::from_parts(
         &spec,
         Some(&p),
@@ -122,7 +129,14 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
         Some(&g.root.join(".seccomp")),
     )?;
     let set = (!a.detach).then(super::run::block_signals);
-    let child = ExecBuilder::new(p)
+    let mut b = ExecBuilder::new(p);
+    if let Some(console) = console {
+        // First: the terminal is set up before the security steps.
+        b = b
+            .create_extension(Box::new(console.clone()))
+            .init_extension(Box::new(console));
+    }
+    let child = b
         .create_extension(security.create_extension())
         .init_extension(security.init_extension())
         .spawn(&mut c)?;

@@ -16,7 +16,8 @@ pub struct Args {
     /// Do not wait: leave the container running.
     #[arg(long, short)]
     pub detach: bool,
-    /// Unix socket to send a terminal master to (terminals are not supported yet).
+    /// Unix socket to send the terminal's master to (process.terminal);
+    /// without it, a foreground `run` gives the container the caller's terminal.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility.
@@ -58,7 +59,15 @@ pub(crate) fn block_signals() -> libc::sigset_t {
 /// Run `run`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let set = (!a.detach).then(block_signals);
-    let mut c = super::create::builder(g, &a.bundle, a.pid_file.as_ref(), &a.id)?.create()?;
+    let mut c = super::create::builder(
+        g,
+        &a.bundle,
+        a.pid_file.as_ref(),
+        a.console_socket.as_ref(),
+        !a.detach,
+        &a.id,
+    )?
+    .create()?;
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e.into());
