@@ -31,11 +31,22 @@ struct Env {
 impl Env {
     /// A created-and-started container running `args`.
     fn started(id: &str, args: &[&str]) -> Self {
+        Self::started_with(id, args, |_| {})
+    }
+    /// Like `started`, with the spec changed by `edit`.
+    fn started_with(
+        id: &str,
+        args: &[&str],
+        edit: impl FnOnce(&mut oci_spec::runtime::Spec),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        BusyboxBundle::new(dir.path().join("bundle"))
+        let bundle = BusyboxBundle::new(dir.path().join("bundle"))
             .args(args.iter().copied())
             .write()
             .unwrap();
+        let mut spec = bundle.load_spec().unwrap();
+        edit(&mut spec);
+        bundle.write_spec(&spec).unwrap();
         let env = Self {
             dir,
             id: format!("{id}-{}", std::process::id()),
@@ -369,4 +380,50 @@ fn exec_tty_sends_the_master_and_applies_the_container_capabilities() {
     let mut buf = [0u8; 256];
     let n = std::io::Read::read(&mut master, &mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("exec-tty-ok"));
+}
+
+#[test]
+fn exec_joins_a_user_namespace_and_gets_the_seccomp_filter() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::started_with("execu", &["sleep", "100"], |s| {
+        let l = s.linux_mut().as_mut().unwrap();
+        let mut ns = l.namespaces().clone().unwrap_or_default();
+        ns.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
+        l.set_namespaces(Some(ns));
+        let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(0u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
+        l.set_uid_mappings(Some(vec![m]));
+        l.set_gid_mappings(Some(vec![m]));
+        let seccomp: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": libc::EROFS}]}))
+        .unwrap();
+        l.set_seccomp(Some(seccomp));
+    });
+    let id = env.id.clone();
+    let out = env.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; mkdir /tmp/made; echo rc=$?",
+    ]);
+    let map: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["0", "0", "65536"], "{out}");
+    assert!(
+        out.contains("rc=1"),
+        "mkdir is denied by the container's filter: {out}"
+    );
 }
