@@ -427,3 +427,93 @@ fn exec_joins_a_user_namespace_and_gets_the_seccomp_filter() {
         "mkdir is denied by the container's filter: {out}"
     );
 }
+
+/// An unprivileged uid for this test: no passwd entry is needed, so
+/// nothing on the host has to be created or removed.
+fn rootless_uid() -> u32 {
+    40_000 + std::process::id() % 10_000
+}
+
+#[test]
+fn rootless_run_maps_the_callers_id_to_root() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let uid = rootless_uid();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = BusyboxBundle::new(dir.path().join("bundle"))
+        .args(["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        .write()
+        .unwrap();
+    let mut spec = bundle.load_spec().unwrap();
+    let l = spec.linux_mut().as_mut().unwrap();
+    let mut ns = l.namespaces().clone().unwrap_or_default();
+    ns.push(
+        oci_spec::runtime::LinuxNamespaceBuilder::default()
+            .typ(oci_spec::runtime::LinuxNamespaceType::User)
+            .build()
+            .unwrap(),
+    );
+    l.set_namespaces(Some(ns));
+    let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(uid)
+        .size(1u32)
+        .build()
+        .unwrap();
+    l.set_uid_mappings(Some(vec![m]));
+    l.set_gid_mappings(Some(vec![m]));
+    l.set_resources(None);
+    // Like runc's rootless spec: no cgroup mount, no unmapped gid options.
+    let mounts = spec
+        .mounts()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.typ().as_deref() != Some("cgroup"))
+        .map(|mut m| {
+            let opts = m.options().clone().map(|o| {
+                o.into_iter()
+                    .filter(|o| !o.starts_with("gid="))
+                    .collect::<Vec<_>>()
+            });
+            m.set_options(opts);
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
+    bundle.write_spec(&spec).unwrap();
+    // The unprivileged user must reach the bundle and own the state root.
+    for d in [dir.path(), bundle.path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let root = dir.path().join("state");
+    std::fs::create_dir(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(uid), Some(uid)).unwrap();
+    let o = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            BIN,
+            "--root",
+            root.to_str().unwrap(),
+            "run",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            "rootless",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"), "{out}");
+    let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["0", &uid.to_string(), "1"]);
+    assert!(err.contains("cgroups are skipped"), "says which: {err}");
+    assert!(!root.join("rootless").exists());
+}

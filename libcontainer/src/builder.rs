@@ -419,6 +419,13 @@ fn create_inner(
     drop(init_end);
     guard.pid = pid;
     if s.ns.is_new(libc::CLONE_NEWUSER) {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            // Unprivileged: the kernel takes a gid_map only after setgroups
+            // is denied (the init then cannot set additional groups).
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .map_err(sys(format!("rootless: write /proc/{pid}/setgroups")))?;
+        }
         for (file, maps, field) in [
             ("uid_map", &s.ns.uid_map, "linux.uidMappings"),
             ("gid_map", &s.ns.gid_map, "linux.gidMappings"),
