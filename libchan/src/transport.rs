@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -23,9 +24,27 @@ use crate::wire::MAX_FDS_PER_FRAME;
 /// A byte stream to run a connection over. Build one with the constructor
 /// for your transport and pass it to [`Builder`](crate::Builder).
 pub struct Transport {
-    pub(crate) reader: Reader,
-    pub(crate) writer: Writer,
+    io: TransportIo,
     pub(crate) fds: bool,
+}
+
+enum TransportIo {
+    /// Registered with the reactor as an `AsyncFd` when the connection
+    /// starts (inside its runtime).
+    Unix(UnixStream),
+    Split(Reader, Writer),
+}
+
+/// The write side of a unix socket (a dup of the read side's fd), shared by
+/// the writer task and senders that write directly when the writer is idle.
+pub(crate) type UnixFd = Arc<OwnedFd>;
+
+/// The writer of a unix socket. It registers for write readiness only
+/// while it waits for room: a standing EPOLLOUT registration would wake the
+/// process every time the peer reads.
+pub(crate) struct UnixWriter {
+    fd: UnixFd,
+    reg: Option<AsyncFd<UnixFd>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -37,11 +56,31 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// A unix stream socket; can carry fds.
     pub fn unix(stream: UnixStream) -> Self {
-        let s = Arc::new(stream);
         Transport {
-            reader: Reader::Unix(s.clone()),
-            writer: Writer::Unix(s),
+            io: TransportIo::Unix(stream),
             fds: true,
+        }
+    }
+
+    /// The reader and writer halves, plus the unix socket when there is one
+    /// (senders may write to it directly).
+    pub(crate) fn into_parts(self) -> io::Result<(Reader, Writer, Option<UnixFd>)> {
+        match self.io {
+            TransportIo::Unix(stream) => {
+                let fd = OwnedFd::from(stream.into_std()?);
+                // A second fd for the same socket, so that the writer can
+                // register for EPOLLOUT on its own, only when it must wait.
+                let wfd: UnixFd = Arc::new(fd.try_clone()?);
+                // SAFETY: `fd` is an open socket owned by the AsyncFd from
+                // here on; nothing else closes or replaces it.
+                let r = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+                let w = UnixWriter {
+                    fd: wfd.clone(),
+                    reg: None,
+                };
+                Ok((Reader::Unix(r), Writer::Unix(w), Some(wfd)))
+            }
+            TransportIo::Split(r, w) => Ok((r, w, None)),
         }
     }
 
@@ -50,8 +89,7 @@ impl Transport {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         Transport {
-            reader: Reader::Io(Box::new(r)),
-            writer: Writer::Io(Box::new(w)),
+            io: TransportIo::Split(Reader::Io(Box::new(r)), Writer::Io(Box::new(w))),
             fds: false,
         }
     }
@@ -61,8 +99,7 @@ impl Transport {
     pub fn io<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Self {
         let (r, w) = tokio::io::split(stream);
         Transport {
-            reader: Reader::Io(Box::new(r)),
-            writer: Writer::Io(Box::new(w)),
+            io: TransportIo::Split(Reader::Io(Box::new(r)), Writer::Io(Box::new(w))),
             fds: false,
         }
     }
@@ -76,8 +113,7 @@ impl Transport {
     {
         let (w, r) = ws.split();
         Transport {
-            reader: Reader::Ws(Box::pin(r)),
-            writer: Writer::Ws(Box::pin(w)),
+            io: TransportIo::Split(Reader::Ws(Box::pin(r)), Writer::Ws(Box::pin(w))),
             fds: false,
         }
     }
@@ -87,13 +123,13 @@ type WsRead = Pin<Box<dyn Stream<Item = Result<WsMessage, WsError>> + Send>>;
 type WsWrite = Pin<Box<dyn Sink<WsMessage, Error = WsError> + Send>>;
 
 pub(crate) enum Reader {
-    Unix(Arc<UnixStream>),
+    Unix(AsyncFd<OwnedFd>),
     Io(Box<dyn AsyncRead + Send + Unpin>),
     Ws(WsRead),
 }
 
 pub(crate) enum Writer {
-    Unix(Arc<UnixStream>),
+    Unix(UnixWriter),
     Io(Box<dyn AsyncWrite + Send + Unpin>),
     Ws(WsWrite),
 }
@@ -158,12 +194,21 @@ impl Reader {
     ) -> io::Result<usize> {
         match self {
             Reader::Unix(s) => loop {
-                s.readable().await?;
-                match s.try_io(Interest::READABLE, || {
-                    recv_with_fds(s.as_raw_fd(), buf, fds)
-                }) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => return r,
+                let mut guard = s.readable().await?;
+                let room = buf.capacity() - buf.len();
+                let fds_before = fds.len();
+                match guard.try_io(|fd| recv_with_fds(fd.as_raw_fd(), buf, fds)) {
+                    Ok(Ok(n)) => {
+                        // A short read without fds drained the socket: skip
+                        // the recvmsg that would only return EAGAIN (with
+                        // fds the kernel may stop early, so keep readiness).
+                        if n > 0 && n < room && fds.len() == fds_before {
+                            guard.clear_ready();
+                        }
+                        return Ok(n);
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_would_block) => continue,
                 }
             },
             Reader::Io(r) => r.read_buf(buf).await,
@@ -196,12 +241,26 @@ impl Writer {
     /// Writes every chunk (and its fds) in order.
     pub(crate) async fn write_chunks(&mut self, chunks: &mut VecDeque<Chunk>) -> io::Result<()> {
         match self {
-            Writer::Unix(s) => {
+            Writer::Unix(w) => {
                 while !chunks.is_empty() {
-                    s.writable().await?;
-                    match s.try_io(Interest::WRITABLE, || send_with_fds(s.as_raw_fd(), chunks)) {
+                    match send_with_fds(w.fd.as_raw_fd(), chunks) {
                         Ok(n) => advance(chunks, n),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            // Full: wait for room (try_io clears stale
+                            // readiness on EAGAIN so this does not spin).
+                            let reg = w.registration()?;
+                            loop {
+                                let mut guard = reg.writable().await?;
+                                match guard.try_io(|fd| send_with_fds(fd.as_raw_fd(), chunks)) {
+                                    Ok(Ok(n)) => {
+                                        advance(chunks, n);
+                                        break;
+                                    }
+                                    Ok(Err(e)) => return Err(e),
+                                    Err(_would_block) => continue,
+                                }
+                            }
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -237,12 +296,21 @@ impl Writer {
         }
     }
 
+    /// Called when the outbound queue is empty: stop watching for room.
+    pub(crate) fn idle(&mut self) {
+        if let Writer::Unix(w) = self {
+            // Dropping the AsyncFd deregisters it; the fd stays open.
+            w.reg = None;
+        }
+    }
+
     /// Ends the write direction (the peer reads end of stream).
     pub(crate) async fn shutdown(&mut self) {
         match self {
-            Writer::Unix(s) => {
+            Writer::Unix(w) => {
+                w.reg = None;
                 let _ =
-                    nix::sys::socket::shutdown(s.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+                    nix::sys::socket::shutdown(w.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
             }
             Writer::Io(w) => {
                 let _ = w.shutdown().await;
@@ -254,6 +322,22 @@ impl Writer {
     }
 }
 
+impl UnixWriter {
+    /// The write-readiness registration, made on first need.
+    fn registration(&mut self) -> io::Result<&AsyncFd<UnixFd>> {
+        if self.reg.is_none() {
+            // SAFETY: the AsyncFd holds an Arc of the fd, so it stays open
+            // and the same for the registration's lifetime.
+            let r =
+                unsafe { AsyncFd::register_with_interest(self.fd.clone(), Interest::WRITABLE) }?;
+            self.reg = Some(r);
+        }
+        self.reg
+            .as_ref()
+            .ok_or_else(|| io::Error::other("write registration missing"))
+    }
+}
+
 fn cmsg_space(nfds: usize) -> usize {
     // SAFETY: CMSG_SPACE is a pure size computation.
     unsafe { libc::CMSG_SPACE((nfds * std::mem::size_of::<RawFd>()) as u32) as usize }
@@ -262,26 +346,43 @@ fn cmsg_space(nfds: usize) -> usize {
 /// One `sendmsg`: the first chunk with its fds, and the chunks after it up to
 /// the next one that has fds of its own.
 fn send_with_fds(fd: RawFd, chunks: &VecDeque<Chunk>) -> io::Result<usize> {
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(MAX_IOV);
+    let mut parts: [&[u8]; MAX_IOV] = [&[]; MAX_IOV];
+    let mut n = 0;
     for (i, c) in chunks.iter().enumerate() {
-        if iov.len() == MAX_IOV || (i > 0 && !c.fds.is_empty()) {
+        if n == MAX_IOV || (i > 0 && !c.fds.is_empty()) {
             break;
         }
-        iov.push(libc::iovec {
-            iov_base: c.data[c.off..].as_ptr() as *mut libc::c_void,
-            iov_len: c.data.len() - c.off,
-        });
+        parts[n] = &c.data[c.off..];
+        n += 1;
     }
-    let fds: Vec<RawFd> = chunks
-        .front()
-        .map(|c| c.fds.iter().map(|f| f.as_raw_fd()).collect())
-        .unwrap_or_default();
+    let fds = chunks.front().map(|c| c.fds.as_slice()).unwrap_or_default();
+    send_parts(fd, &parts[..n], fds)
+}
+
+/// One non-blocking `sendmsg` of `parts` (at most [`MAX_IOV`]) with `fds`
+/// attached to the first byte. The fds stay owned by the caller (the kernel
+/// duplicates them into the message).
+pub(crate) fn send_parts(fd: RawFd, parts: &[&[u8]], fds: &[OwnedFd]) -> io::Result<usize> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
+    let parts = &parts[..parts.len().min(MAX_IOV)];
+    for (v, p) in iov.iter_mut().zip(parts) {
+        v.iov_base = p.as_ptr() as *mut libc::c_void;
+        v.iov_len = p.len();
+    }
+    let fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     // u64 storage keeps the control buffer aligned for cmsghdr.
-    let mut control = vec![0u64; cmsg_space(fds.len()).div_ceil(8)];
+    let mut control = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![0u64; cmsg_space(fds.len()).div_ceil(8)]
+    };
     // SAFETY: msghdr is plain data; zeroed is a valid empty value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len() as _;
+    msg.msg_iovlen = parts.len() as _;
     if !fds.is_empty() {
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
         msg.msg_controllen = cmsg_space(fds.len()) as _;
@@ -315,8 +416,10 @@ fn recv_with_fds(fd: RawFd, buf: &mut BytesMut, fds: &mut VecDeque<OwnedFd>) -> 
         iov_base: spare.as_mut_ptr() as *mut libc::c_void,
         iov_len: spare.len(),
     };
-    let space = cmsg_space(MAX_FDS_PER_FRAME);
-    let mut control = vec![0u64; space.div_ceil(8)];
+    // u64 storage keeps the control buffer aligned for cmsghdr; 1280 bytes
+    // hold CMSG_SPACE(MAX_FDS_PER_FRAME fds) with room to spare.
+    let mut control = [0u64; 160];
+    let space = cmsg_space(MAX_FDS_PER_FRAME).min(std::mem::size_of_val(&control));
     // SAFETY: plain data, zeroed is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;

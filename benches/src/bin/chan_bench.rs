@@ -728,6 +728,11 @@ fn main() -> Res<()> {
                 v.push((l, n));
             }
         }
+        // CHAN_BENCH_LIBS=libchan,raw limits a run to those libraries
+        // (for profiling one of them).
+        if let Ok(keep) = std::env::var("CHAN_BENCH_LIBS") {
+            v.retain(|(l, _)| keep.split(',').any(|k| k == lib_name(*l)));
+        }
         v
     };
     let all = [Lib::Raw, Lib::Libchan, Lib::Ipc, Lib::Remoc];

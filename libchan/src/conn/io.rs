@@ -63,6 +63,7 @@ pub(super) async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
         let (mut batch, upto, shutdown) = {
             let mut out = lock(&shared.out);
             out.bytes = 0;
+            out.busy = !out.chunks.is_empty();
             (std::mem::take(&mut out.chunks), out.pushed, out.shutdown)
         };
         shared.drained.notify_waiters();
@@ -70,6 +71,7 @@ pub(super) async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
             if shutdown {
                 break;
             }
+            writer.idle();
             shared.out_ready.notified().await;
             continue;
         }

@@ -11,7 +11,7 @@ pub(crate) mod endpoint;
 mod io;
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -23,13 +23,16 @@ use tokio_util::sync::CancellationToken;
 use crate::chan::{Message, Queue, Receiver, Sender};
 use crate::ctx::{self, EncodeCtx};
 use crate::error::{Error, Result};
-use crate::transport::{Chunk, Transport};
+use crate::transport::{self, Chunk, Transport, UnixFd};
 use crate::wire::{self, Hello, Kind};
 use endpoint::{PendingRx, RawMsg, RemoteTx, WireReg, WireSink};
 
 /// Payloads at least this large travel as their own chunk (no copy into
 /// the shared outbound buffer).
 const BIG_PAYLOAD: usize = 32 * 1024;
+/// Largest encode buffer kept per thread for the next message (reusing it
+/// saves page faults on big messages).
+const MAX_SCRATCH: usize = 16 << 20;
 /// Queued outbound bytes above which `send` waits for the writer.
 const HIGH_WATER: usize = 4 << 20;
 /// Read at least this much per read call.
@@ -157,12 +160,17 @@ impl Builder {
             Role::Client => (wire::ROOT_TO_SERVER, wire::ROOT_TO_CLIENT),
             Role::Server => (wire::ROOT_TO_CLIENT, wire::ROOT_TO_SERVER),
         };
+        let t_fds = t.fds;
         let hello = wire::hello_frame(&Hello {
             version: wire::VERSION,
             fds: t.fds,
             max_frame_size: self.cfg.max_frame_size as u32,
         });
+        let (reader, writer, direct) = t
+            .into_parts()
+            .map_err(|e| Error::io("registering the transport", e))?;
         let shared = Arc::new(ConnShared {
+            direct,
             parity,
             next_id: AtomicU64::new(2 + parity),
             table: Mutex::new(Table {
@@ -174,11 +182,12 @@ impl Builder {
                 bytes: 0,
                 pushed: 1,
                 shutdown: false,
+                busy: false,
             }),
             out_ready: Notify::new(),
             drained: Notify::new(),
             handle: handle.clone(),
-            fds_ok: t.fds,
+            fds_ok: t_fds,
             failed: OnceLock::new(),
             closing: CancellationToken::new(),
             done: CancellationToken::new(),
@@ -201,7 +210,6 @@ impl Builder {
                 },
             );
         }
-        let Transport { reader, writer, .. } = t;
         let reader_task = handle.spawn(io::reader_loop(shared.clone(), reader));
         let writer_task = handle.spawn(io::writer_loop(shared.clone(), writer));
         let done_shared = Arc::downgrade(&shared);
@@ -351,9 +359,14 @@ struct Outbound {
     /// Frames queued since the start.
     pushed: u64,
     shutdown: bool,
+    /// The writer task holds a batch it took from `chunks`.
+    busy: bool,
 }
 
 pub(crate) struct ConnShared {
+    /// The unix socket, for senders that write directly while the writer
+    /// task is idle (saves a task wake-up per message).
+    direct: Option<UnixFd>,
     pub(crate) cfg: Config,
     parity: u64,
     next_id: AtomicU64,
@@ -503,6 +516,20 @@ impl ConnShared {
     fn push_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) {
         let mut out = lock(&self.out);
         let was_empty = out.chunks.is_empty();
+        if fds.is_empty() {
+            let n = self.try_direct(&mut out, &[bytes], &fds);
+            if n == bytes.len() {
+                return;
+            }
+            if n > 0 {
+                out.chunks.push_back(sealed_chunk(bytes[n..].to_vec()));
+                out.bytes += bytes.len() - n;
+                out.pushed += 1;
+                drop(out);
+                self.out_ready.notify_one();
+                return;
+            }
+        }
         tail_chunk(&mut out.chunks, fds.len()).append(bytes, fds);
         out.bytes += bytes.len();
         out.pushed += 1;
@@ -567,6 +594,7 @@ impl ConnShared {
             id,
             body as u32,
         );
+        let payload_len = payload.len();
         let mut anns = Vec::new();
         for a in &ectx.anns {
             wire::put_announcement(&mut anns, a);
@@ -584,7 +612,39 @@ impl ConnShared {
                 .unwrap_or(Error::Disconnected("connection closing".into())));
         }
         let was_empty = out.chunks.is_empty();
-        out.bytes += header.len() + payload.len() + anns.len();
+        let total = header.len() + payload.len() + anns.len();
+        let n = self.try_direct(&mut out, &[&header, &payload, &anns], &fds);
+        if n > 0 {
+            // Written, or partly: fds went with the first byte; queue the rest.
+            if n < total {
+                for (part, start) in [
+                    (header.to_vec(), 0),
+                    (payload, header.len()),
+                    (anns, header.len() + payload_len),
+                ] {
+                    let end = start + part.len();
+                    if end > n && !part.is_empty() {
+                        let mut c = sealed_chunk(part);
+                        c.off = n.saturating_sub(start);
+                        out.chunks.push_back(c);
+                    }
+                }
+                out.bytes += total - n;
+                out.pushed += 1;
+                drop(out);
+                self.out_ready.notify_one();
+            } else {
+                drop(out);
+                if payload.capacity() <= MAX_SCRATCH {
+                    SCRATCH.with(|s| s.set(payload));
+                }
+            }
+            // The fds were copied into the message by the kernel.
+            drop(fds);
+            ectx.finish(true);
+            return Ok(());
+        }
+        out.bytes += total;
         let tail = tail_chunk(&mut out.chunks, fds.len());
         tail.append(&header, fds);
         let give_back = if payload.len() >= BIG_PAYLOAD {
@@ -611,6 +671,29 @@ impl ConnShared {
             SCRATCH.with(|s| s.set(p));
         }
         Ok(())
+    }
+
+    /// Writes a frame straight to the unix socket when nothing is queued and
+    /// the writer task is idle (order is kept: `out` stays locked). Returns
+    /// the bytes written; 0 means queue it as usual (the socket is full, or
+    /// failed and the writer will report it). Counts a frame as pushed when
+    /// it was written whole.
+    fn try_direct(&self, out: &mut Outbound, parts: &[&[u8]], fds: &[OwnedFd]) -> usize {
+        let Some(sock) = &self.direct else { return 0 };
+        if out.busy || out.shutdown || !out.chunks.is_empty() {
+            return 0;
+        }
+        match transport::send_parts(sock.as_raw_fd(), parts, fds) {
+            Ok(n) => {
+                let total: usize = parts.iter().map(|p| p.len()).sum();
+                if n == total {
+                    out.pushed += 1;
+                    self.written.send_replace(out.pushed);
+                }
+                n
+            }
+            Err(_) => 0,
+        }
     }
 
     /// Tears the connection down: every channel on it learns `err`.
@@ -650,6 +733,13 @@ fn tail_chunk(chunks: &mut VecDeque<Chunk>, nfds: usize) -> &mut Chunk {
         Some(c) => c,
         None => unreachable_chunk(),
     }
+}
+
+/// A chunk nothing more is appended to.
+fn sealed_chunk(data: Vec<u8>) -> Chunk {
+    let mut c = Chunk::new(data);
+    c.sealed = true;
+    c
 }
 
 #[cold]
