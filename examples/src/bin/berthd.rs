@@ -1,0 +1,85 @@
+//! `berthd`: a container engine the docker CLI drives.
+//!
+//! ```text
+//! berthd [--host unix:///run/berth/berth.sock] [--root /var/lib/berth]
+//! docker -H unix:///run/berth/berth.sock load -i busybox.tar
+//! docker -H unix:///run/berth/berth.sock run --rm busybox echo hi
+//! ```
+//!
+//! Serves `examples::engine::LocalBackend` through libswarm's dockerserver.
+//! Prints `listening on ADDR`, runs until SIGINT or SIGTERM, then kills
+//! and removes its containers (they do not survive a restart yet).
+//! `berthd shim …` is the per-container monitor berthd starts itself.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use examples::engine::shim::{self, ShimArgs};
+use examples::engine::{EngineConfig, LocalBackend};
+use libswarm::dockerserver::{serve, ListenAddr};
+
+#[derive(Parser)]
+#[command(name = "berthd", about = "A container engine for the docker CLI")]
+struct Args {
+    /// Where to listen (unix:///path or tcp://host:port).
+    #[arg(long, short = 'H', default_value = "unix:///run/berth/berth.sock")]
+    host: String,
+    /// Persistent state: images and containers.
+    #[arg(long, default_value = "/var/lib/berth")]
+    root: std::path::PathBuf,
+    /// Run state of the containers (libcontainer's state root).
+    #[arg(long, default_value = "/run/berth/containers")]
+    exec_root: std::path::PathBuf,
+    /// tracing filter; also RUST_LOG.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).and_then(|a| a.to_str()) == Some(shim::SHIM_ARG) {
+        let Some(a) = ShimArgs::parse(&argv[2..]) else {
+            anyhow::bail!("usage: berthd shim STATE_ROOT ID BUNDLE READY_SOCKET");
+        };
+        std::process::exit(shim::run(&a));
+    }
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(daemon(args))
+}
+
+async fn daemon(args: Args) -> anyhow::Result<()> {
+    let addr = ListenAddr::parse(&args.host).context("--host")?;
+    if let ListenAddr::Unix(path) = &addr {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
+    let engine = LocalBackend::open(EngineConfig {
+        root: args.root.clone(),
+        state_dir: args.exec_root.clone(),
+        shim_program: std::env::current_exe().context("finding berthd's own path")?,
+    })
+    .context("--root")?;
+    let server = serve(Arc::new(engine.clone()), &addr)
+        .await
+        .context("--host")?;
+    println!("listening on {}", server.addr());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    engine.shutdown().await;
+    // Attached clients may hold connections open; do not wait for them.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server.shutdown()).await;
+    Ok(())
+}

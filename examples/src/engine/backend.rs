@@ -1,0 +1,1017 @@
+//! [`LocalBackend`]: the libswarm `Backend` of berthd.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use libswarm::models::{
+    ContainerCreateResponse, ContainerInspectResponse, ContainerState, ContainerSummary,
+    ContainerTopResponse, EndpointSettings, EventMessage, ExecConfig, ExecInspectResponse,
+    ImageDeleteResponseItem, ImageInspect, ImageSummary, Network, NetworkCreateRequest,
+    NetworkCreateResponse, SystemInfo, SystemVersion, Volume, VolumeCreateOptions,
+    VolumeListResponse,
+};
+use libswarm::util::{now_nanos, parse_signal, random_id, rfc3339, valid_name};
+use libswarm::{
+    filter_matches, AttachOptions, AttachSession, Backend, BoxStream, ByteStream,
+    ContainerCreateBody, ContainerListOptions, ContainerRemoveOptions, ContainerStats, Error,
+    EventsOptions, ExecStartOptions, ImageImportOptions, ImageListOptions, ImageRemoveOptions,
+    LogsOptions, NetworkListOptions, OutputChunk, Result, StreamKind, VolumeListOptions,
+    WaitCondition, WaitHandle,
+};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, watch};
+
+use super::record::{split_lines, Lifecycle, Live, Record, Status};
+use super::shim::{ready_socket, ShimArgs, SHIM_ARG};
+use super::spec::{self, SpecInput};
+use crate::images::{ImageError, ImageStore, ImportOptions, OverlayMount, Removed};
+
+/// Where berthd keeps things.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (`images/`, `containers/`); berthd: /var/lib/berth.
+    pub root: PathBuf,
+    /// libcontainer's run state; berthd: /run/berth/containers.
+    pub state_dir: PathBuf,
+    /// The program run as `PROGRAM shim …` per container (berthd itself).
+    pub shim_program: PathBuf,
+}
+
+struct Inner {
+    config: EngineConfig,
+    images: ImageStore,
+    containers: Mutex<HashMap<String, Record>>,
+}
+
+/// The local engine: images from [`ImageStore`], containers run by
+/// libcontainer under a per-container shim process.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use examples::engine::{EngineConfig, LocalBackend};
+/// use libswarm::dockerserver::{serve, ListenAddr};
+/// # async fn f() -> anyhow::Result<()> {
+/// let engine = LocalBackend::open(EngineConfig {
+///     root: "/var/lib/berth".into(),
+///     state_dir: "/run/berth/containers".into(),
+///     shim_program: std::env::current_exe()?,
+/// })?;
+/// let server = serve(Arc::new(engine.clone()), &ListenAddr::parse("unix:///run/berth/berth.sock")?).await?;
+/// # drop(server); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+fn image_err(e: ImageError) -> Error {
+    match e {
+        ImageError::NotFound(m) => Error::not_found(m),
+        ImageError::Conflict(m) => Error::conflict(m),
+        e @ ImageError::Io { .. } => Error::internal(e.to_string()),
+        e => Error::bad_request(e.to_string()),
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::internal(format!("{what}: {e}"))
+}
+
+fn convert<T: serde::Serialize, U: serde::de::DeserializeOwned>(v: &T) -> Result<U> {
+    serde_json::to_value(v)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Error::internal(format!("converting image metadata: {e}")))
+}
+
+async fn collect(mut s: ByteStream) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+impl LocalBackend {
+    /// Opens (creating) the store under `config.root`.
+    pub fn open(config: EngineConfig) -> Result<LocalBackend> {
+        let images = ImageStore::open(config.root.join("images")).map_err(image_err)?;
+        for d in [config.root.join("containers"), config.state_dir.clone()] {
+            std::fs::create_dir_all(&d).map_err(io_err("creating state directory"))?;
+        }
+        Ok(LocalBackend {
+            inner: Arc::new(Inner {
+                config,
+                images,
+                containers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &ImageStore {
+        &self.inner.images
+    }
+
+    /// Kills and removes every container (berthd does not keep containers
+    /// across restarts yet, so it leaves nothing behind when it stops).
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        for id in ids {
+            let opts = ContainerRemoveOptions {
+                force: true,
+                volumes: true,
+            };
+            if let Err(e) = self.container_remove(&id, opts).await {
+                tracing::warn!(%id, error = %e, "removing container at shutdown");
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Record>> {
+        self.inner
+            .containers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn resolve(&self, map: &HashMap<String, Record>, key: &str) -> Result<String> {
+        let key = key.trim_start_matches('/');
+        if map.contains_key(key) {
+            return Ok(key.to_string());
+        }
+        if let Some(r) = map.values().find(|r| r.name == key) {
+            return Ok(r.id.clone());
+        }
+        let hits: Vec<&String> = map.keys().filter(|id| id.starts_with(key)).collect();
+        match hits.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(Error::not_found(format!("No such container: {key}"))),
+            _ => Err(Error::bad_request(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    fn id_of(&self, key: &str) -> Result<String> {
+        let map = self.lock();
+        self.resolve(&map, key)
+    }
+
+    /// Reads one pipe into the record until EOF.
+    fn pump(
+        &self,
+        id: String,
+        stream: StreamKind,
+        mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match pipe.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let lines = split_lines(stream, &buf[..n]);
+                        if let Some(r) = this.lock().get_mut(&id) {
+                            r.push_output(lines);
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    async fn spawn_shim(&self, id: &str, dir: &Path) -> Result<()> {
+        let ready = ready_socket(&self.inner.config.state_dir, id);
+        let _ = std::fs::remove_file(&ready);
+        let listener =
+            tokio::net::UnixListener::bind(&ready).map_err(io_err("binding the ready socket"))?;
+        let args = ShimArgs {
+            state_root: self.inner.config.state_dir.clone(),
+            id: id.to_string(),
+            bundle: dir.to_path_buf(),
+            ready: ready.clone(),
+        };
+        let mut child = tokio::process::Command::new(&self.inner.config.shim_program)
+            .arg(SHIM_ARG)
+            .args(args.to_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(io_err("starting the container shim"))?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let report = tokio::select! {
+            conn = listener.accept() => {
+                let mut line = String::new();
+                if let Ok((mut s, _)) = conn {
+                    let _ = s.read_to_string(&mut line).await;
+                }
+                line
+            }
+            _ = child.wait() => String::new(),
+        };
+        drop(listener);
+        let _ = std::fs::remove_file(&ready);
+        let report = report.trim();
+        let pid = match report.strip_prefix("ok ") {
+            Some(pid) => pid.parse::<i64>().unwrap_or(0),
+            None => {
+                let _ = child.kill().await;
+                let msg = report.strip_prefix("err ").unwrap_or("the shim exited");
+                let mut map = self.lock();
+                if let Some(r) = map.get_mut(id) {
+                    r.status = Status::Created;
+                    r.error = msg.to_string();
+                    r.exit_code = 127;
+                }
+                return Err(Error::bad_request(format!(
+                    "failed to create task for container: OCI runtime create failed: {msg}"
+                )));
+            }
+        };
+        {
+            let mut map = self.lock();
+            if let Some(r) = map.get_mut(id) {
+                r.status = Status::Running;
+                r.pid = pid;
+                r.started = now_nanos();
+                r.error.clear();
+            }
+        }
+        let pumps: Vec<_> = [
+            stdout.map(|p| self.pump(id.to_string(), StreamKind::Stdout, p)),
+            stderr.map(|p| self.pump(id.to_string(), StreamKind::Stderr, p)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let code = match child.wait().await {
+                Ok(s) => s
+                    .code()
+                    .map(i64::from)
+                    .or_else(|| {
+                        std::os::unix::process::ExitStatusExt::signal(&s).map(|n| 128 + n as i64)
+                    })
+                    .unwrap_or(255),
+                Err(_) => 255,
+            };
+            for p in pumps {
+                let _ = p.await;
+            }
+            let auto_remove = {
+                let mut map = this.lock();
+                let Some(r) = map.get_mut(&id) else { return };
+                r.status = Status::Exited;
+                r.exit_code = code;
+                r.pid = 0;
+                r.finished = now_nanos();
+                let _ = r.live.send(Live::End);
+                r.life.send_modify(|l| {
+                    l.exits += 1;
+                    l.exit_code = code;
+                });
+                r.auto_remove()
+            };
+            if auto_remove {
+                let opts = ContainerRemoveOptions {
+                    force: true,
+                    volumes: true,
+                };
+                if let Err(e) = this.container_remove(&id, opts).await {
+                    tracing::warn!(%id, error = %e, "auto-removing container");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn signal(&self, id: &str, sig: i32) -> Result<()> {
+        let mut c = libcontainer::Container::load(&self.inner.config.state_dir, id)
+            .map_err(|e| Error::conflict(format!("Container {id} is not running: {e}")))?;
+        c.kill(sig)
+            .map_err(|e| Error::conflict(format!("Cannot kill container {id}: {e}")))
+    }
+
+    async fn wait_exit(&self, id: &str, timeout: Option<Duration>) -> bool {
+        let rx = {
+            let map = self.lock();
+            match map.get(id) {
+                Some(r) if matches!(r.status, Status::Running | Status::Starting) => {
+                    r.life.subscribe()
+                }
+                _ => return true,
+            }
+        };
+        let exits = rx.borrow().exits;
+        let mut rx = rx;
+        let fut = rx.wait_for(|l| l.exits > exits || l.removed);
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+            None => {
+                let _ = fut.await;
+                true
+            }
+        }
+    }
+
+    fn summary(r: &Record) -> ContainerSummary {
+        ContainerSummary {
+            id: Some(r.id.clone()),
+            names: Some(vec![format!("/{}", r.name)]),
+            image: Some(r.image_ref.clone()),
+            image_id: Some(r.image_id.clone()),
+            command: Some(r.args.join(" ")),
+            created: Some(r.created / 1_000_000_000),
+            labels: Some(r.body.config.labels.clone().unwrap_or_default()),
+            state: Some(r.status.as_enum().as_ref().to_string()),
+            status: Some(r.status_text()),
+            ports: Some(Vec::new()),
+            mounts: Some(Vec::new()),
+            ..Default::default()
+        }
+    }
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::not_implemented(what)
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn version(&self) -> Result<SystemVersion> {
+        Ok(SystemVersion {
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            api_version: Some(libswarm::API_VERSION.into()),
+            min_api_version: Some(libswarm::MIN_API_VERSION.into()),
+            os: Some("linux".into()),
+            arch: Some(std::env::consts::ARCH.into()),
+            ..Default::default()
+        })
+    }
+
+    async fn info(&self) -> Result<SystemInfo> {
+        let map = self.lock();
+        let running = map.values().filter(|r| r.status == Status::Running).count() as i64;
+        Ok(SystemInfo {
+            name: Some("berthd".into()),
+            containers: Some(map.len() as i64),
+            containers_running: Some(running),
+            containers_stopped: Some(map.len() as i64 - running),
+            images: Some(self.inner.images.list().map(|l| l.len()).unwrap_or(0) as i64),
+            driver: Some("overlay".into()),
+            os_type: Some("linux".into()),
+            docker_root_dir: Some(self.inner.config.root.display().to_string()),
+            ..Default::default()
+        })
+    }
+
+    async fn events(&self, _options: EventsOptions) -> Result<BoxStream<Result<EventMessage>>> {
+        Err(unsupported("events"))
+    }
+
+    async fn container_create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse> {
+        let image_ref = body
+            .config
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::bad_request("no image given (Image)"))?;
+        if let Some(n) = name {
+            if !valid_name(n) {
+                return Err(Error::bad_request(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        let id = random_id();
+        let name = name
+            .map(String::from)
+            .unwrap_or_else(|| format!("berth_{}", &id[..12]));
+        {
+            let map = self.lock();
+            if let Some(other) = map.values().find(|r| r.name == name) {
+                return Err(Error::conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+        }
+        let store = self.inner.images.clone();
+        let dir = self.inner.config.root.join("containers").join(&id);
+        let (image_id, image_cfg, mount) = {
+            let (image_ref, dir) = (image_ref.clone(), dir.clone());
+            store
+                .run_blocking(move |s| {
+                    let image_id = s.image_id(&image_ref)?;
+                    let cfg = s.runtime_config(&image_ref)?;
+                    let mount = s.mount(&image_ref, &dir.join("fs"))?;
+                    Ok((image_id, cfg, mount))
+                })
+                .await
+                .map_err(image_err)?
+        };
+        // Drops (unmounts and removes) the rootfs if anything below fails.
+        let rootfs = mount.rootfs();
+        let spec = spec::build(&SpecInput {
+            body: &body,
+            image: &image_cfg,
+            id: &id,
+            rootfs: &rootfs,
+        });
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                drop(mount);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Error::bad_request(e.to_string()));
+            }
+        };
+        let written = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| Error::internal(e.to_string()))
+            .and_then(|j| {
+                std::fs::write(dir.join("config.json"), j).map_err(io_err("config.json"))
+            });
+        if let Err(e) = written {
+            drop(mount);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        let _kept = mount.keep();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("container.log"))
+            .ok();
+        let args = spec::command_line(&body, &image_cfg);
+        let record = Record {
+            id: id.clone(),
+            name,
+            image_ref,
+            image_id: image_id.to_string(),
+            body,
+            args,
+            dir,
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            created: now_nanos(),
+            started: 0,
+            finished: 0,
+            logs: Vec::new(),
+            log_file,
+            live: broadcast::channel(1024).0,
+            life: watch::channel(Lifecycle::default()).0,
+        };
+        self.lock().insert(id.clone(), record);
+        Ok(ContainerCreateResponse {
+            id,
+            warnings: Vec::new(),
+        })
+    }
+
+    async fn container_start(&self, id: &str) -> Result<()> {
+        let (id, dir) = {
+            let mut map = self.lock();
+            let id = self.resolve(&map, id)?;
+            let r = map
+                .get_mut(&id)
+                .ok_or_else(|| Error::not_found(format!("No such container: {id}")))?;
+            if matches!(r.status, Status::Running | Status::Starting) {
+                return Err(Error::not_modified("container already started"));
+            }
+            r.status = Status::Starting;
+            (id, r.dir.clone())
+        };
+        let started = self.spawn_shim(&id, &dir).await;
+        if let Err(e) = &started {
+            let auto_remove = match self.lock().get_mut(&id) {
+                Some(r) => {
+                    if r.status == Status::Starting {
+                        r.status = Status::Created;
+                    }
+                    r.error = e.message.clone();
+                    r.exit_code = 127;
+                    // Attached clients (docker run) must not hang.
+                    let _ = r.live.send(Live::End);
+                    r.auto_remove()
+                }
+                None => false,
+            };
+            if auto_remove {
+                let _ = self
+                    .container_remove(&id, ContainerRemoveOptions::default())
+                    .await;
+            }
+        }
+        started
+    }
+
+    async fn container_stop(&self, id: &str, timeout: Option<i64>) -> Result<()> {
+        let id = self.id_of(id)?;
+        let running = matches!(
+            self.lock().get(&id).map(|r| r.status),
+            Some(Status::Running)
+        );
+        if !running {
+            return Err(Error::not_modified("container already stopped"));
+        }
+        let secs = timeout.unwrap_or(10).max(0) as u64;
+        let _ = self.signal(&id, libc::SIGTERM);
+        if !self.wait_exit(&id, Some(Duration::from_secs(secs))).await {
+            let _ = self.signal(&id, libc::SIGKILL);
+            self.wait_exit(&id, None).await;
+        }
+        Ok(())
+    }
+
+    async fn container_kill(&self, id: &str, signal: Option<&str>) -> Result<()> {
+        let id = self.id_of(id)?;
+        let sig = match signal.filter(|s| !s.is_empty()) {
+            None => libc::SIGKILL,
+            Some(s) => {
+                parse_signal(s).ok_or_else(|| Error::bad_request(format!("Invalid signal: {s}")))?
+            }
+        };
+        let running = matches!(
+            self.lock().get(&id).map(|r| r.status),
+            Some(Status::Running)
+        );
+        if !running {
+            return Err(Error::conflict(format!(
+                "Cannot kill container: {id}: Container {id} is not running"
+            )));
+        }
+        self.signal(&id, sig)
+    }
+
+    async fn container_wait(&self, id: &str, condition: WaitCondition) -> Result<WaitHandle> {
+        let (mut rx, running) = {
+            let map = self.lock();
+            let id = self.resolve(&map, id)?;
+            let r = &map[&id];
+            (
+                r.life.subscribe(),
+                matches!(r.status, Status::Running | Status::Starting),
+            )
+        };
+        let now = *rx.borrow();
+        if condition == WaitCondition::NotRunning && !running {
+            return Ok(WaitHandle::ready(now.response()));
+        }
+        Ok(WaitHandle::new(async move {
+            let mut last = now;
+            loop {
+                let done = match condition {
+                    WaitCondition::Removed => last.removed,
+                    _ => last.exits > now.exits || last.removed,
+                };
+                if done {
+                    return Ok(last.response());
+                }
+                if rx.changed().await.is_err() {
+                    return Ok(last.response());
+                }
+                last = *rx.borrow();
+            }
+        }))
+    }
+
+    async fn container_remove(&self, id: &str, options: ContainerRemoveOptions) -> Result<()> {
+        let id = self.id_of(id)?;
+        let running = matches!(
+            self.lock().get(&id).map(|r| r.status),
+            Some(Status::Running | Status::Starting)
+        );
+        if running {
+            if !options.force {
+                return Err(Error::conflict(format!(
+                    "cannot remove container \"{id}\": container is running: stop the container before removing or force remove"
+                )));
+            }
+            let _ = self.signal(&id, libc::SIGKILL);
+            self.wait_exit(&id, Some(Duration::from_secs(10))).await;
+        }
+        let Some(r) = self.lock().remove(&id) else {
+            // Removed meanwhile (--rm racing docker rm).
+            return Ok(());
+        };
+        let dir = r.dir.clone();
+        r.life.send_modify(|l| l.removed = true);
+        drop(r);
+        tokio::task::spawn_blocking(move || {
+            OverlayMount::cleanup(&dir.join("fs")).map_err(image_err)?;
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::internal(format!("removing {}: {e}", dir.display())))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+    }
+
+    async fn container_list(&self, options: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
+        let map = self.lock();
+        let mut list: Vec<&Record> = map
+            .values()
+            .filter(|r| options.all || r.status == Status::Running)
+            .filter(|r| filter_matches(&options.filters, "id", |w| r.id.starts_with(w)))
+            .filter(|r| filter_matches(&options.filters, "name", |w| r.name.contains(w)))
+            .filter(|r| {
+                filter_matches(&options.filters, "status", |w| {
+                    r.status.as_enum().as_ref() == w
+                })
+            })
+            .collect();
+        list.sort_by_key(|r| std::cmp::Reverse(r.created));
+        if let Some(n) = options.limit {
+            list.truncate(n);
+        }
+        Ok(list.into_iter().map(Self::summary).collect())
+    }
+
+    async fn container_inspect(&self, id: &str) -> Result<ContainerInspectResponse> {
+        let map = self.lock();
+        let id = self.resolve(&map, id)?;
+        let r = &map[&id];
+        let time = |t: i64| {
+            if t == 0 {
+                "0001-01-01T00:00:00Z".to_string()
+            } else {
+                rfc3339(t)
+            }
+        };
+        let mut config = r.body.config.clone();
+        config.tty = Some(false);
+        Ok(ContainerInspectResponse {
+            id: Some(r.id.clone()),
+            created: Some(rfc3339(r.created)),
+            path: r.args.first().cloned(),
+            args: Some(r.args.iter().skip(1).cloned().collect()),
+            state: Some(ContainerState {
+                status: Some(r.status.as_enum()),
+                running: Some(r.status == Status::Running),
+                paused: Some(false),
+                restarting: Some(false),
+                oom_killed: Some(false),
+                dead: Some(false),
+                pid: Some(r.pid),
+                exit_code: Some(r.exit_code),
+                error: Some(r.error.clone()),
+                started_at: Some(time(r.started)),
+                finished_at: Some(time(r.finished)),
+                health: None,
+            }),
+            image: Some(r.image_id.clone()),
+            name: Some(format!("/{}", r.name)),
+            restart_count: Some(0),
+            driver: Some("overlay".into()),
+            platform: Some("linux".into()),
+            log_path: Some(r.dir.join("container.log").display().to_string()),
+            host_config: Some(r.body.host_config.clone().unwrap_or_default()),
+            config: Some(config),
+            mounts: Some(Vec::new()),
+            ..Default::default()
+        })
+    }
+
+    async fn container_logs(
+        &self,
+        id: &str,
+        options: LogsOptions,
+    ) -> Result<BoxStream<Result<OutputChunk>>> {
+        let map = self.lock();
+        let id = self.resolve(&map, id)?;
+        let r = &map[&id];
+        let want = move |s: StreamKind| match s {
+            StreamKind::Stderr => options.stderr,
+            _ => options.stdout,
+        };
+        let in_time = move |t: i64| {
+            options.since.is_none_or(|s| t / 1_000_000_000 >= s)
+                && options.until.is_none_or(|u| t / 1_000_000_000 < u)
+        };
+        let mut lines: Vec<_> = r
+            .logs
+            .iter()
+            .filter(|l| want(l.stream) && in_time(l.time))
+            .collect();
+        if let Some(n) = options.tail {
+            let skip = lines.len().saturating_sub(n);
+            lines.drain(..skip);
+        }
+        let ts = options.timestamps;
+        let replay: Vec<Result<OutputChunk>> = lines.iter().map(|l| Ok(l.chunk(ts))).collect();
+        let replay = futures::stream::iter(replay);
+        let alive = matches!(r.status, Status::Running | Status::Starting);
+        if options.follow && alive {
+            let live = live_stream(r.live.subscribe(), want, ts);
+            Ok(replay.chain(live).boxed())
+        } else {
+            Ok(replay.boxed())
+        }
+    }
+
+    async fn container_attach(&self, id: &str, options: AttachOptions) -> Result<AttachSession> {
+        let map = self.lock();
+        let id = self.resolve(&map, id)?;
+        let r = &map[&id];
+        let want = move |s: StreamKind| match s {
+            StreamKind::Stderr => options.stderr,
+            _ => options.stdout,
+        };
+        let replay: Vec<Result<OutputChunk>> = if options.logs {
+            r.logs
+                .iter()
+                .filter(|l| want(l.stream))
+                .map(|l| Ok(l.chunk(false)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let replay = futures::stream::iter(replay);
+        let alive = r.status != Status::Exited;
+        let output = if options.stream && alive {
+            replay
+                .chain(live_stream(r.live.subscribe(), want, false))
+                .boxed()
+        } else {
+            replay.boxed()
+        };
+        Ok(AttachSession {
+            stdin: None,
+            output,
+            tty: false,
+        })
+    }
+
+    async fn container_stats(
+        &self,
+        _id: &str,
+        _stream: bool,
+    ) -> Result<BoxStream<Result<ContainerStats>>> {
+        Err(unsupported("container stats"))
+    }
+
+    async fn container_top(
+        &self,
+        _id: &str,
+        _ps_args: Option<&str>,
+    ) -> Result<ContainerTopResponse> {
+        Err(unsupported("container top"))
+    }
+
+    async fn exec_create(&self, _container: &str, _config: ExecConfig) -> Result<String> {
+        Err(unsupported("exec"))
+    }
+
+    async fn exec_start(
+        &self,
+        _exec_id: &str,
+        _options: ExecStartOptions,
+    ) -> Result<AttachSession> {
+        Err(unsupported("exec"))
+    }
+
+    async fn exec_inspect(&self, _exec_id: &str) -> Result<ExecInspectResponse> {
+        Err(unsupported("exec"))
+    }
+
+    async fn image_list(&self, _options: ImageListOptions) -> Result<Vec<ImageSummary>> {
+        let list = self.inner.images.list().map_err(image_err)?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                repo_tags: i.repo_tags,
+                created: i.created.as_deref().and_then(unix_seconds).unwrap_or(0),
+                size: i.size as i64,
+                containers: -1,
+                shared_size: -1,
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    async fn image_inspect(&self, name: &str) -> Result<ImageInspect> {
+        let i = self.inner.images.inspect(name).map_err(image_err)?;
+        convert(&i)
+    }
+
+    async fn image_pull(&self, reference: &str) -> Result<()> {
+        Err(Error::not_found(format!(
+            "pull access denied for {reference}: berthd has no registry support yet (use docker load or docker import)"
+        )))
+    }
+
+    async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {
+        let data = collect(tarball).await?;
+        let loaded = self
+            .inner
+            .images
+            .run_blocking(move |s| s.load(std::io::Cursor::new(data)))
+            .await
+            .map_err(image_err)?;
+        Ok(loaded
+            .iter()
+            .flat_map(|l| {
+                if l.names.is_empty() {
+                    vec![l.id.to_string()]
+                } else {
+                    l.names.iter().map(|n| n.to_string()).collect()
+                }
+            })
+            .collect())
+    }
+
+    async fn image_import(
+        &self,
+        tarball: ByteStream,
+        options: ImageImportOptions,
+    ) -> Result<String> {
+        let data = collect(tarball).await?;
+        let mut opts = ImportOptions::new();
+        if let Some(repo) = options.repo.filter(|r| !r.is_empty()) {
+            let tag = options.tag.filter(|t| !t.is_empty());
+            opts = opts.tag(match tag {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo,
+            });
+        }
+        for c in options.changes {
+            opts = opts.change(c);
+        }
+        if let Some(m) = options.message {
+            opts = opts.message(m);
+        }
+        let id = self
+            .inner
+            .images
+            .run_blocking(move |s| s.import(std::io::Cursor::new(data), &opts))
+            .await
+            .map_err(image_err)?;
+        Ok(id.to_string())
+    }
+
+    async fn image_remove(
+        &self,
+        name: &str,
+        options: ImageRemoveOptions,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
+        let users: Vec<(String, String)> = self
+            .lock()
+            .values()
+            .map(|r| (r.image_id.clone(), r.id.clone()))
+            .collect();
+        let usage = move |image_id: &str| -> Vec<String> {
+            users
+                .iter()
+                .filter(|(i, _)| i == image_id)
+                .map(|(_, c)| c.clone())
+                .collect()
+        };
+        let name = name.to_string();
+        let force = options.force;
+        let done = self
+            .inner
+            .images
+            .run_blocking(move |s| s.remove(&name, force, &usage))
+            .await
+            .map_err(image_err)?;
+        Ok(done
+            .into_iter()
+            .map(|d| match d {
+                Removed::Untagged(n) => ImageDeleteResponseItem {
+                    untagged: Some(n.to_string()),
+                    deleted: None,
+                },
+                Removed::Deleted(id) => ImageDeleteResponseItem {
+                    untagged: None,
+                    deleted: Some(id.to_string()),
+                },
+            })
+            .collect())
+    }
+
+    async fn network_create(
+        &self,
+        _request: NetworkCreateRequest,
+    ) -> Result<NetworkCreateResponse> {
+        Err(unsupported("networks"))
+    }
+
+    async fn network_list(&self, _options: NetworkListOptions) -> Result<Vec<Network>> {
+        Err(unsupported("networks"))
+    }
+
+    async fn network_inspect(&self, _id: &str) -> Result<Network> {
+        Err(unsupported("networks"))
+    }
+
+    async fn network_remove(&self, _id: &str) -> Result<()> {
+        Err(unsupported("networks"))
+    }
+
+    async fn network_connect(
+        &self,
+        _network: &str,
+        _container: &str,
+        _endpoint: Option<EndpointSettings>,
+    ) -> Result<()> {
+        Err(unsupported("networks"))
+    }
+
+    async fn network_disconnect(
+        &self,
+        _network: &str,
+        _container: &str,
+        _force: bool,
+    ) -> Result<()> {
+        Err(unsupported("networks"))
+    }
+
+    async fn volume_create(&self, _options: VolumeCreateOptions) -> Result<Volume> {
+        Err(unsupported("volumes"))
+    }
+
+    async fn volume_list(&self, _options: VolumeListOptions) -> Result<VolumeListResponse> {
+        Err(unsupported("volumes"))
+    }
+
+    async fn volume_inspect(&self, _name: &str) -> Result<Volume> {
+        Err(unsupported("volumes"))
+    }
+
+    async fn volume_remove(&self, _name: &str, _force: bool) -> Result<()> {
+        Err(unsupported("volumes"))
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time (`2026-11-22T12:36:57Z`).
+fn unix_seconds(t: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Live output from `rx` until the run ends.
+fn live_stream(
+    rx: broadcast::Receiver<Live>,
+    want: impl Fn(StreamKind) -> bool + Send + 'static,
+    timestamps: bool,
+) -> BoxStream<Result<OutputChunk>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(Live::Chunk(l)) => return Some((l, rx)),
+                Ok(Live::End) | Err(broadcast::error::RecvError::Closed) => return None,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            }
+        }
+    })
+    .filter(move |l| futures::future::ready(want(l.stream)))
+    .map(move |l| Ok(l.chunk(timestamps)))
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_parses_to_unix_seconds() {
+        assert_eq!(super::unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::unix_seconds("2026-11-22T12:36:57Z"),
+            Some(1_795_351_017)
+        );
+        assert_eq!(super::unix_seconds("junk"), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! The real docker CLI against berthd.
+//!
+//! Each test starts berthd (the built binary) on a socket in a temp dir
+//! with a temp `--root` and `--exec-root`, loads the busybox image with
+//! `docker load`, drives the CLI, and removes everything after (the daemon,
+//! its containers, overlay mounts, cgroups and state) through a Drop guard,
+//! also when the test fails. Skips with a printed reason when not root or
+//! when there is no docker CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DOCKER: &str = "/usr/local/bin/docker";
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    host: String,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn start() -> Option<Daemon> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: berthd tests need root (namespaces, overlayfs, cgroups)");
+        return None;
+    }
+    if !Path::new(DOCKER).is_file() {
+        eprintln!("SKIP: no docker CLI at {DOCKER}");
+        return None;
+    }
+    let dir = tempfile::Builder::new().prefix("berthd").tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let host = format!("unix://{}", sock.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--host")
+        .arg(&host)
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--exec-root")
+        .arg(dir.path().join("run"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "berthd said {line:?}");
+    let d = Daemon {
+        dir,
+        child: Some(child),
+        host,
+    };
+    let archive = d.dir.path().join("busybox.tar");
+    examples::images::write_busybox_image_archive(std::fs::File::create(&archive).unwrap())
+        .unwrap();
+    let out = d.docker(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "docker load: {}", out.stderr);
+    Some(d)
+}
+
+impl Daemon {
+    fn docker(&self, args: &[&str]) -> Out {
+        let mut child = Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.dir.path().join("config"))
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("docker {args:?} timed out");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert_eq!(out.code, 0, "docker {args:?}: {}", out.stderr);
+        out.stdout
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Whatever berthd left (it should leave nothing): containers,
+        // their cgroups and state, then overlay mounts under the root.
+        let run = self.dir.path().join("run");
+        if let Ok(list) = libcontainer::Container::list(&run) {
+            for c in list {
+                let _ = c.delete(true);
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.dir.path().display().to_string();
+        for m in mounts.lines().rev() {
+            if let Some(target) = m.split(' ').nth(4) {
+                if target.starts_with(&root) {
+                    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+    }
+}
+
+fn containers_left(d: &Daemon) -> usize {
+    std::fs::read_dir(d.root().join("containers"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn run_rm_echo_hi_prints_hi_and_leaves_nothing() {
+    let Some(d) = start() else { return };
+    let out = d.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "hi\n");
+    assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(containers_left(&d), 0);
+    assert!(d.ok(&["images"]).contains("busybox"));
+}
+
+#[test]
+fn exit_codes_logs_stop_and_kill() {
+    let Some(d) = start() else { return };
+    let out = d.docker(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+
+    let script = "echo a; echo b; echo c; trap 'exit 7' TERM; while true; do sleep 0.1; done";
+    d.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", script]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.ok(&["logs", "web"]).contains('c') && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ok(&["logs", "--tail", "2", "web"]), "b\nc\n");
+    assert!(d.ok(&["ps"]).contains("web"));
+    d.ok(&["stop", "-t", "5", "web"]);
+    let state = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web",
+    ]);
+    assert_eq!(state.trim(), "exited 7");
+
+    d.ok(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "100"]);
+    d.ok(&["kill", "sleeper"]);
+    let code = d.ok(&["wait", "sleeper"]);
+    assert_eq!(code.trim(), "137");
+    let ps = d.ok(&["ps", "-a"]);
+    assert!(
+        ps.contains("Exited (137)") && ps.contains("Exited (7)"),
+        "{ps}"
+    );
+    d.ok(&["rm", "web", "sleeper"]);
+
+    d.ok(&["run", "-d", "--name", "forced", "busybox", "sleep", "100"]);
+    let busy = d.docker(&["rm", "forced"]);
+    assert_ne!(busy.code, 0);
+    assert!(
+        busy.stderr.contains("container is running"),
+        "{}",
+        busy.stderr
+    );
+    d.ok(&["rm", "-f", "forced"]);
+    let out = d.docker(&["ps", "-a", "-q"]);
+    let left: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(left.len(), 1, "only the first run is left: {left:?}");
+    d.ok(&["rm", left[0]]);
+    assert_eq!(containers_left(&d), 0);
+}
+
+#[test]
+fn create_options_reach_the_process() {
+    let Some(d) = start() else { return };
+    let out = d.ok(&[
+        "run", "--rm", "-u", "1000:1000", "-w", "/etc", "-e", "X=y", "--hostname", "box",
+        "--read-only", "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--tmpfs", "/scratch",
+        "busybox", "sh", "-c",
+        "id -u; id -g; pwd; echo $X; hostname; touch /a 2>/dev/null || echo ro; touch /scratch/f && echo tmpfs; grep NoNewPrivs /proc/self/status",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "1000",
+            "1000",
+            "/etc",
+            "y",
+            "box",
+            "ro",
+            "tmpfs",
+            "NoNewPrivs:\t1"
+        ]
+    );
+}
+
+#[test]
+fn bad_requests_get_docker_errors_and_leave_nothing() {
+    let Some(d) = start() else { return };
+    let out = d.docker(&["run", "--rm", "nosuchimage", "true"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("nosuchimage"), "{}", out.stderr);
+    d.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let out = d.docker(&["create", "--name", "taken", "busybox", "true"]);
+    assert!(out.stderr.contains("is already in use"), "{}", out.stderr);
+    let out = d.docker(&["run", "--rm", "busybox", "/no/such/binary"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("/no/such/binary"), "{}", out.stderr);
+    let out = d.docker(&["run", "--rm", "--cap-add", "FLY", "busybox", "true"]);
+    assert!(out.stderr.contains("FLY"), "{}", out.stderr);
+    d.ok(&["rm", "taken"]);
+    assert_eq!(containers_left(&d), 0);
+}
