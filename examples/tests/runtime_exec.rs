@@ -298,13 +298,20 @@ fn console_socket_receives_the_terminal_master() {
         .args([
             "sh",
             "-c",
-            "test -t 0 && test -t 1 && echo tty-ok; echo hello-console; sleep 100",
+            "test -t 0 && test -t 1 && echo tty-ok; stty size; echo hello-console; sleep 100",
         ])
         .write()
         .unwrap();
     let mut spec = bundle.load_spec().unwrap();
     let mut p = spec.process().clone().unwrap();
     p.set_terminal(Some(true));
+    p.set_console_size(Some(
+        oci_spec::runtime::BoxBuilder::default()
+            .height(33u64)
+            .width(101u64)
+            .build()
+            .unwrap(),
+    ));
     spec.set_process(Some(p));
     bundle.write_spec(&spec).unwrap();
     let sock = dir.path().join("console.sock");
@@ -338,7 +345,10 @@ fn console_socket_receives_the_terminal_master() {
         let n = std::io::Read::read(&mut master, &mut buf).unwrap();
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(seen.contains("tty-ok\r\nhello-console"), "{seen:?}");
+    assert!(
+        seen.contains("tty-ok\r\n33 101\r\nhello-console"),
+        "{seen:?}"
+    );
 }
 
 #[test]

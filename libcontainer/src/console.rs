@@ -89,6 +89,21 @@ impl Console {
         })
     }
 
+    /// Set the terminal's size (`process.consoleSize`) before the init runs.
+    pub fn set_size(&self, height: u16, width: u16) -> Result<(), ConsoleError> {
+        let ws = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ with a valid winsize on our open slave fd.
+        if unsafe { libc::ioctl(self.inner.slave_fd, libc::TIOCSWINSZ, &ws) } < 0 {
+            return Err(ConsoleError::Pty(nix::Error::last()));
+        }
+        Ok(())
+    }
+
     /// The slave's path on the host (`/dev/pts/N`).
     pub fn slave_name(&self) -> &str {
         &self.inner.slave_name

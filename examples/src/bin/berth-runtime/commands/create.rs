@@ -56,6 +56,11 @@ pub fn builder(
         Some(&g.root.join(".seccomp")),
     )?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let console_size = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.console_size())
+        .map(|s| (s.height(), s.width()));
     let mut b = ContainerBuilder::new(id, bundle)
         .root(&g.root)
         .spec(spec)
@@ -67,7 +72,16 @@ pub fn builder(
     }
     if terminal {
         match console_socket {
-            Some(sock) => b = b.console(Console::to_socket(sock)?),
+            Some(sock) => {
+                let console = Console::to_socket(sock)?;
+                if let Some((h, w)) = console_size {
+                    console.set_size(
+                        u16::try_from(h).unwrap_or(u16::MAX),
+                        u16::try_from(w).unwrap_or(u16::MAX),
+                    )?;
+                }
+                b = b.console(console)
+            }
             None if foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
                 b = b.inherit_terminal()
             }
