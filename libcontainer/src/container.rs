@@ -80,7 +80,8 @@ pub enum ContainerError {
 /// ```no_run
 /// use libcontainer::Container;
 /// let mut c = Container::load("/run/berth", "web")?;
-/// println!("{} is {}", c.id(), c.status());
+/// let status = c.status();
+/// println!("{} is {status}", c.id());
 /// c.kill(libc::SIGTERM)?;
 /// # Ok::<(), libcontainer::ContainerError>(())
 /// ```
