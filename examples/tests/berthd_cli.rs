@@ -257,3 +257,31 @@ fn bad_requests_get_docker_errors_and_leave_nothing() {
     d.ok(&["rm", "taken"]);
     assert_eq!(containers_left(&d), 0);
 }
+
+#[test]
+fn logs_follow_streams_until_the_container_exits() {
+    let Some(d) = start() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; sleep 0.5; echo two >&2; sleep 0.5; echo three",
+    ]);
+    let out = d.docker(&["logs", "-f", "talker"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "one\nthree\n");
+    assert_eq!(out.stderr, "two\n");
+    let out = d.docker(&["logs", "-t", "talker"]);
+    assert!(
+        out.stdout.lines().all(|l| l.contains("Z ")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(d.ok(&["wait", "talker"]).trim(), "0");
+    d.ok(&["rm", "talker"]);
+    assert_eq!(containers_left(&d), 0);
+}
