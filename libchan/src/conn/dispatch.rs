@@ -95,6 +95,7 @@ impl ConnShared {
     }
 
     fn dispatch_msg(self: &Arc<Self>, frame: Frame, fds: &mut VecDeque<OwnedFd>) -> Result<()> {
+        self.msgs_in.fetch_add(1, Ordering::Relaxed);
         let nfds = usize::from(frame.nfds);
         if nfds > fds.len() {
             return Err(Error::Protocol(format!(

@@ -183,7 +183,9 @@ impl Builder {
                 pushed: 1,
                 shutdown: false,
                 busy: false,
+                direct_at: 0,
             }),
+            msgs_in: AtomicU64::new(0),
             out_ready: Notify::new(),
             drained: Notify::new(),
             handle: handle.clone(),
@@ -361,12 +363,19 @@ struct Outbound {
     shutdown: bool,
     /// The writer task holds a batch it took from `chunks`.
     busy: bool,
+    /// `msgs_in` when a frame was last written directly.
+    direct_at: u64,
 }
 
 pub(crate) struct ConnShared {
     /// The unix socket, for senders that write directly while the writer
     /// task is idle (saves a task wake-up per message).
     direct: Option<UnixFd>,
+    /// MSG frames received so far. A sender writes directly only if one
+    /// arrived since its last direct write (request/reply traffic); a
+    /// one-way stream goes through the writer, which batches many frames
+    /// per sendmsg.
+    pub(crate) msgs_in: AtomicU64,
     pub(crate) cfg: Config,
     parity: u64,
     next_id: AtomicU64,
@@ -516,20 +525,6 @@ impl ConnShared {
     fn push_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) {
         let mut out = lock(&self.out);
         let was_empty = out.chunks.is_empty();
-        if fds.is_empty() {
-            let n = self.try_direct(&mut out, &[bytes], &fds);
-            if n == bytes.len() {
-                return;
-            }
-            if n > 0 {
-                out.chunks.push_back(sealed_chunk(bytes[n..].to_vec()));
-                out.bytes += bytes.len() - n;
-                out.pushed += 1;
-                drop(out);
-                self.out_ready.notify_one();
-                return;
-            }
-        }
         tail_chunk(&mut out.chunks, fds.len()).append(bytes, fds);
         out.bytes += bytes.len();
         out.pushed += 1;
@@ -679,16 +674,19 @@ impl ConnShared {
         Ok(())
     }
 
-    /// Writes a frame straight to the unix socket when nothing is queued and
-    /// the writer task is idle (order is kept: `out` stays locked). Returns
+    /// Writes a frame straight to the unix socket when nothing is queued,
+    /// the writer task is idle and a message came in since the last direct
+    /// write (order is kept: `out` stays locked). Returns
     /// the bytes written; 0 means queue it as usual (the socket is full, or
     /// failed and the writer will report it). Counts a frame as pushed when
     /// it was written whole.
     fn try_direct(&self, out: &mut Outbound, parts: &[&[u8]], fds: &[OwnedFd]) -> usize {
         let Some(sock) = &self.direct else { return 0 };
-        if out.busy || out.shutdown || !out.chunks.is_empty() {
+        let seen = self.msgs_in.load(Ordering::Relaxed);
+        if out.busy || out.shutdown || !out.chunks.is_empty() || seen == out.direct_at {
             return 0;
         }
+        out.direct_at = seen;
         match transport::send_parts(sock.as_raw_fd(), parts, fds) {
             Ok(n) => {
                 let total: usize = parts.iter().map(|p| p.len()).sum();
