@@ -616,9 +616,7 @@ impl Backend for LocalBackend {
             return Ok(());
         };
         let dir = r.dir.clone();
-        r.life.send_modify(|l| l.removed = true);
-        drop(r);
-        tokio::task::spawn_blocking(move || {
+        let cleaned = tokio::task::spawn_blocking(move || {
             OverlayMount::cleanup(&dir.join("fs")).map_err(image_err)?;
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -628,7 +626,12 @@ impl Backend for LocalBackend {
             }
         })
         .await
-        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| Error::internal(e.to_string()))
+        .and_then(|r| r);
+        // Waiters for removal (docker run --rm) see it only once the
+        // rootfs and directory are gone.
+        r.life.send_modify(|l| l.removed = true);
+        cleaned
     }
 
     async fn container_list(&self, options: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
