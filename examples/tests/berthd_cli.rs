@@ -300,3 +300,29 @@ fn default_seccomp_profile_denies_unshare_unless_unconfined() {
     let allowed = run(&["--security-opt", "seccomp=unconfined"]);
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
 }
+
+#[test]
+fn resource_limits_land_in_the_container_cgroup() {
+    let Some(d) = start() else { return };
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let id = id.trim();
+    let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string());
+    let memory = read(&format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+    ));
+    let pids = read(&format!("/sys/fs/cgroup/pids/berth/{id}/pids.max"));
+    d.ok(&["rm", "-f", id]);
+    assert_eq!(memory.unwrap(), (64 << 20).to_string());
+    assert_eq!(pids.unwrap(), "20");
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
+}
