@@ -69,17 +69,30 @@ fn start() -> Option<Daemon> {
 
 impl Daemon {
     fn docker(&self, args: &[&str]) -> Out {
+        self.docker_with_stdin(args, None)
+    }
+
+    fn docker_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Out {
         let mut child = Command::new(DOCKER)
             .args(args)
             .env("DOCKER_HOST", &self.host)
             .env("DOCKER_CONFIG", self.dir.path().join("config"))
             .env("DOCKER_CLI_HINTS", "false")
             .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        if let Some(data) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(data).unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
@@ -325,4 +338,15 @@ fn resource_limits_land_in_the_container_cgroup() {
     assert_eq!(memory.unwrap(), (64 << 20).to_string());
     assert_eq!(pids.unwrap(), "20");
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
+}
+
+#[test]
+fn run_i_forwards_stdin_until_eof() {
+    let Some(d) = start() else { return };
+    let out = d.docker_with_stdin(
+        &["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"],
+        Some(b"hello\nworld\n"),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "hello\nworld\ndone\n");
 }

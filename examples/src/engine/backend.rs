@@ -197,10 +197,15 @@ impl LocalBackend {
             bundle: dir.to_path_buf(),
             ready: ready.clone(),
         };
+        let stdin_rx = self.lock().get_mut(id).and_then(|r| r.stdin_rx.take());
         let mut child = tokio::process::Command::new(&self.inner.config.shim_program)
             .arg(SHIM_ARG)
             .args(args.to_args())
-            .stdin(Stdio::null())
+            .stdin(if stdin_rx.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -208,6 +213,17 @@ impl LocalBackend {
             .map_err(io_err("starting the container shim"))?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        if let (Some(mut rx), Some(mut pipe)) = (stdin_rx, child.stdin.take()) {
+            // Closing the attach's sender closes the container's stdin.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                while let Some(data) = rx.recv().await {
+                    if pipe.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let report = tokio::select! {
             conn = listener.accept() => {
                 let mut line = String::new();
@@ -462,6 +478,12 @@ impl Backend for LocalBackend {
             .open(dir.join("container.log"))
             .ok();
         let args = spec::command_line(&body, &image_cfg);
+        let (stdin_tx, stdin_rx) = if body.config.open_stdin.unwrap_or(false) {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let record = Record {
             id: id.clone(),
             name,
@@ -481,6 +503,8 @@ impl Backend for LocalBackend {
             log_file,
             live: broadcast::channel(1024).0,
             life: watch::channel(Lifecycle::default()).0,
+            stdin_tx,
+            stdin_rx,
         };
         self.lock().insert(id.clone(), record);
         Ok(ContainerCreateResponse {
@@ -737,8 +761,14 @@ impl Backend for LocalBackend {
     }
 
     async fn container_attach(&self, id: &str, options: AttachOptions) -> Result<AttachSession> {
-        let map = self.lock();
+        let mut map = self.lock();
         let id = self.resolve(&map, id)?;
+        // StdinOnce: the first attach with stdin owns it; its end is EOF.
+        let stdin = if options.stdin {
+            map.get_mut(&id).and_then(|r| r.stdin_tx.take())
+        } else {
+            None
+        };
         let r = &map[&id];
         let want = move |s: StreamKind| match s {
             StreamKind::Stderr => options.stderr,
@@ -763,7 +793,7 @@ impl Backend for LocalBackend {
             replay.boxed()
         };
         Ok(AttachSession {
-            stdin: None,
+            stdin,
             output,
             tty: false,
         })

@@ -162,6 +162,10 @@ pub struct Record {
     pub log_file: Option<std::fs::File>,
     /// Live output.
     pub live: broadcast::Sender<Live>,
+    /// The stdin writer an attach takes (`-i`; one attach, as StdinOnce).
+    pub stdin_tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    /// The stdin reader the next start forwards into the container.
+    pub stdin_rx: Option<tokio::sync::mpsc::Receiver<Bytes>>,
     /// Exit and removal notifications.
     pub life: watch::Sender<Lifecycle>,
 }
