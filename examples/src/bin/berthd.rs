@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use examples::engine::exec;
 use examples::engine::shim::{self, ShimArgs};
 use examples::engine::{EngineConfig, LocalBackend};
 use libswarm::dockerserver::{serve, ListenAddr};
@@ -51,6 +52,13 @@ fn main() -> anyhow::Result<()> {
         .init();
     tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
+    if argv.get(1).and_then(|a| a.to_str()) == Some(exec::EXEC_ARG) {
+        let [_, _, root, id, process] = argv.as_slice() else {
+            anyhow::bail!("usage: berthd exec STATE_ROOT ID PROCESS_JSON");
+        };
+        let id = id.to_str().context("exec: the container id is not UTF-8")?;
+        std::process::exit(exec::run_helper(root.as_ref(), id, process.as_ref()));
+    }
         .block_on(daemon(args))
 }
 

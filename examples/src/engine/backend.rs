@@ -26,6 +26,7 @@ use libswarm::{
 use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, watch};
 
+use super::exec::{self, ExecRecord, Execs};
 use super::record::{split_lines, Lifecycle, Live, Record, Status};
 use super::shim::{ready_socket, ShimArgs, SHIM_ARG};
 use super::spec::{self, SpecInput};
@@ -48,6 +49,7 @@ struct Inner {
     containers: Mutex<HashMap<String, Record>>,
 }
 
+    execs: Arc<Execs>,
 /// The local engine: images from [`ImageStore`], containers run by
 /// libcontainer under a per-container shim process.
 ///
@@ -111,6 +113,7 @@ impl LocalBackend {
             }),
         })
     }
+                execs: Arc::default(),
 
     /// The image store.
     pub fn images(&self) -> &ImageStore {
@@ -711,6 +714,7 @@ impl Backend for LocalBackend {
                 health: None,
             }),
             image: Some(r.image_id.clone()),
+        self.inner.execs.lock().retain(|_, e| e.container != id);
             name: Some(format!("/{}", r.name)),
             restart_count: Some(0),
             driver: Some("overlay".into()),
@@ -815,20 +819,62 @@ impl Backend for LocalBackend {
         Err(unsupported("container top"))
     }
 
-    async fn exec_create(&self, _container: &str, _config: ExecConfig) -> Result<String> {
-        Err(unsupported("exec"))
+    async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String> {
+        let id = self.id_of(container)?;
+        if self.lock().get(&id).map(|r| r.status) != Some(Status::Running) {
+            return Err(Error::conflict(format!("Container {id} is not running")));
+        }
+        if config.tty.unwrap_or(false) {
+            return Err(Error::bad_request(
+                "exec -t (a pty) is not supported by berthd yet",
+            ));
+        }
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(Error::bad_request("No exec command specified"));
+        }
+        let exec_id = random_id();
+        let record = ExecRecord {
+            container: id,
+            config,
+            running: false,
+            exit_code: None,
+            pid: 0,
+        };
+        self.inner.execs.lock().insert(exec_id.clone(), record);
+        Ok(exec_id)
     }
 
-    async fn exec_start(
-        &self,
-        _exec_id: &str,
-        _options: ExecStartOptions,
-    ) -> Result<AttachSession> {
-        Err(unsupported("exec"))
+    async fn exec_start(&self, exec_id: &str, options: ExecStartOptions) -> Result<AttachSession> {
+        if options.tty {
+            return Err(Error::bad_request(
+                "exec -t (a pty) is not supported by berthd yet",
+            ));
+        }
+        let container = self
+            .inner
+            .execs
+            .lock()
+            .get(exec_id)
+            .map(|e| e.container.clone())
+            .ok_or_else(|| Error::not_found(format!("No such exec instance: {exec_id}")))?;
+        let dir = self
+            .lock()
+            .get(&container)
+            .filter(|r| r.status == Status::Running)
+            .map(|r| r.dir.clone())
+            .ok_or_else(|| Error::conflict(format!("Container {container} is not running")))?;
+        let cfg = &self.inner.config;
+        exec::start(
+            self.inner.execs.clone(),
+            &cfg.shim_program,
+            &cfg.state_dir,
+            &dir,
+            exec_id,
+        )
     }
 
-    async fn exec_inspect(&self, _exec_id: &str) -> Result<ExecInspectResponse> {
-        Err(unsupported("exec"))
+    async fn exec_inspect(&self, exec_id: &str) -> Result<ExecInspectResponse> {
+        exec::inspect(&self.inner.execs, exec_id)
     }
 
     async fn image_list(&self, _options: ImageListOptions) -> Result<Vec<ImageSummary>> {

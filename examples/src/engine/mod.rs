@@ -10,6 +10,7 @@
 //! - [`LocalBackend`]: the `Backend`, served by `libswarm::dockerserver`
 
 mod backend;
+pub mod exec;
 mod record;
 pub mod shim;
 pub mod spec;
