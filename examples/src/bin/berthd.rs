@@ -45,13 +45,6 @@ fn main() -> anyhow::Result<()> {
         };
         std::process::exit(shim::run(&a));
     }
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
-        .with_writer(std::io::stderr)
-        .init();
-    tokio::runtime::Runtime::new()
-        .context("starting the async runtime")?
     if argv.get(1).and_then(|a| a.to_str()) == Some(exec::EXEC_ARG) {
         let [_, _, root, id, process] = argv.as_slice() else {
             anyhow::bail!("usage: berthd exec STATE_ROOT ID PROCESS_JSON");
@@ -59,6 +52,13 @@ fn main() -> anyhow::Result<()> {
         let id = id.to_str().context("exec: the container id is not UTF-8")?;
         std::process::exit(exec::run_helper(root.as_ref(), id, process.as_ref()));
     }
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
         .block_on(daemon(args))
 }
 

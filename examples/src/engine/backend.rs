@@ -47,9 +47,9 @@ struct Inner {
     config: EngineConfig,
     images: ImageStore,
     containers: Mutex<HashMap<String, Record>>,
+    execs: Arc<Execs>,
 }
 
-    execs: Arc<Execs>,
 /// The local engine: images from [`ImageStore`], containers run by
 /// libcontainer under a per-container shim process.
 ///
@@ -110,10 +110,10 @@ impl LocalBackend {
                 config,
                 images,
                 containers: Mutex::new(HashMap::new()),
+                execs: Arc::default(),
             }),
         })
     }
-                execs: Arc::default(),
 
     /// The image store.
     pub fn images(&self) -> &ImageStore {
@@ -642,6 +642,7 @@ impl Backend for LocalBackend {
             // Removed meanwhile (--rm racing docker rm).
             return Ok(());
         };
+        self.inner.execs.lock().retain(|_, e| e.container != id);
         let dir = r.dir.clone();
         let cleaned = tokio::task::spawn_blocking(move || {
             OverlayMount::cleanup(&dir.join("fs")).map_err(image_err)?;
@@ -714,7 +715,6 @@ impl Backend for LocalBackend {
                 health: None,
             }),
             image: Some(r.image_id.clone()),
-        self.inner.execs.lock().retain(|_, e| e.container != id);
             name: Some(format!("/{}", r.name)),
             restart_count: Some(0),
             driver: Some("overlay".into()),
