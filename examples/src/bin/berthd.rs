@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use examples::engine::exec;
+use examples::engine::network::Networking;
 use examples::engine::shim::{self, ShimArgs};
 use examples::engine::{EngineConfig, LocalBackend};
 use libswarm::dockerserver::{serve, ListenAddr};
@@ -32,6 +33,12 @@ struct Args {
     /// Run state of the containers (libcontainer's state root).
     #[arg(long, default_value = "/run/berth/containers")]
     exec_root: std::path::PathBuf,
+    /// Turn networking on: libnetwork manages this network namespace as the
+    /// host (`/proc/1/ns/net` for the machine's own; a test's fake host
+    /// otherwise). Without it containers get an empty network namespace
+    /// and berthd creates no bridge or firewall rules anywhere.
+    #[arg(long)]
+    network_host_netns: Option<std::path::PathBuf>,
     /// tracing filter; also RUST_LOG.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -76,6 +83,14 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         shim_program: std::env::current_exe().context("finding berthd's own path")?,
     })
     .context("--root")?;
+    if let Some(ns) = &args.network_host_netns {
+        let net = Networking::start(&args.root.join("network"), ns)
+            .await
+            .context("--network-host-netns")?;
+        engine
+            .enable_networking(net)
+            .context("--network-host-netns")?;
+    }
     let server = serve(Arc::new(engine.clone()), &addr)
         .await
         .context("--host")?;

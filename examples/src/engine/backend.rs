@@ -27,6 +27,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, watch};
 
 use super::exec::{self, ExecRecord, Execs};
+use super::network::{self, Mode, NetSpec, Networking};
 use super::record::{split_lines, Lifecycle, Live, Record, Status};
 use super::shim::{ready_socket, ShimArgs, SHIM_ARG};
 use super::spec::{self, SpecInput};
@@ -46,6 +47,7 @@ pub struct EngineConfig {
 struct Inner {
     config: EngineConfig,
     images: ImageStore,
+    network: std::sync::OnceLock<Arc<Networking>>,
     containers: Mutex<HashMap<String, Record>>,
     execs: Arc<Execs>,
 }
@@ -109,6 +111,7 @@ impl LocalBackend {
             inner: Arc::new(Inner {
                 config,
                 images,
+                network: std::sync::OnceLock::new(),
                 containers: Mutex::new(HashMap::new()),
                 execs: Arc::default(),
             }),
@@ -118,6 +121,66 @@ impl LocalBackend {
     /// The image store.
     pub fn images(&self) -> &ImageStore {
         &self.inner.images
+    }
+
+    /// Turns networking on (berthd's `--network-host-netns`): containers
+    /// then join libnetwork networks; without it each gets an empty
+    /// network namespace and the network API answers with an error.
+    pub fn enable_networking(&self, net: Arc<Networking>) -> Result<()> {
+        self.inner
+            .network
+            .set(net)
+            .map_err(|_| Error::internal("networking is already on"))
+    }
+
+    fn networking(&self) -> Result<&Arc<Networking>> {
+        self.inner.network.get().ok_or_else(|| {
+            Error::bad_request(
+                "networking is off in this berthd (start it with --network-host-netns)",
+            )
+        })
+    }
+
+    /// Joins the container's network (if networking is on) and puts the
+    /// namespace, /etc/hosts and /etc/resolv.conf into its spec.
+    async fn container_network(
+        &self,
+        id: &str,
+        name: &str,
+        body: &ContainerCreateBody,
+        dir: &Path,
+        spec: oci_spec::runtime::Spec,
+    ) -> Result<oci_spec::runtime::Spec> {
+        let host = body.host_config.clone().unwrap_or_default();
+        let net = match self.inner.network.get() {
+            Some(n) => {
+                let hostname = body
+                    .config
+                    .hostname
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| id.chars().take(12).collect());
+                n.attach_container(id, name, &hostname, &host, dir).await?
+            }
+            None => match network::mode(&host)? {
+                Mode::Host => NetSpec::Host,
+                Mode::Network(n) if n != network::DEFAULT_NETWORK => {
+                    return Err(Error::bad_request(format!("network {n} not found")))
+                }
+                _ => NetSpec::Isolated,
+            },
+        };
+        let applied = network::apply(spec, &net);
+        if applied.is_err() {
+            self.release_network(id).await;
+        }
+        applied
+    }
+
+    async fn release_network(&self, id: &str) {
+        if let Some(n) = self.inner.network.get() {
+            n.release(id).await;
+        }
     }
 
     /// Kills and removes every container (berthd does not keep containers
@@ -464,12 +527,21 @@ impl Backend for LocalBackend {
                 return Err(Error::bad_request(e.to_string()));
             }
         };
+        let spec = match self.container_network(&id, &name, &body, &dir, spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                drop(mount);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let written = serde_json::to_vec_pretty(&spec)
             .map_err(|e| Error::internal(e.to_string()))
             .and_then(|j| {
                 std::fs::write(dir.join("config.json"), j).map_err(io_err("config.json"))
             });
         if let Err(e) = written {
+            self.release_network(&id).await;
             drop(mount);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
@@ -643,6 +715,7 @@ impl Backend for LocalBackend {
             return Ok(());
         };
         self.inner.execs.lock().retain(|_, e| e.container != id);
+        self.release_network(&id).await;
         let dir = r.dir.clone();
         let cleaned = tokio::task::spawn_blocking(move || {
             OverlayMount::cleanup(&dir.join("fs")).map_err(image_err)?;
@@ -719,6 +792,7 @@ impl Backend for LocalBackend {
             restart_count: Some(0),
             driver: Some("overlay".into()),
             platform: Some("linux".into()),
+            network_settings: self.inner.network.get().and_then(|n| n.settings(&id)),
             log_path: Some(r.dir.join("container.log").display().to_string()),
             host_config: Some(r.body.host_config.clone().unwrap_or_default()),
             config: Some(config),
@@ -993,41 +1067,40 @@ impl Backend for LocalBackend {
             .collect())
     }
 
-    async fn network_create(
-        &self,
-        _request: NetworkCreateRequest,
-    ) -> Result<NetworkCreateResponse> {
-        Err(unsupported("networks"))
+    async fn network_create(&self, request: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
+        let id = self.networking()?.create(request).await?;
+        Ok(NetworkCreateResponse {
+            id: Some(id),
+            warning: Some(String::new()),
+        })
     }
 
-    async fn network_list(&self, _options: NetworkListOptions) -> Result<Vec<Network>> {
-        Err(unsupported("networks"))
+    async fn network_list(&self, options: NetworkListOptions) -> Result<Vec<Network>> {
+        Ok(self.networking()?.list(&options).await)
     }
 
-    async fn network_inspect(&self, _id: &str) -> Result<Network> {
-        Err(unsupported("networks"))
+    async fn network_inspect(&self, id: &str) -> Result<Network> {
+        self.networking()?.inspect(id).await
     }
 
-    async fn network_remove(&self, _id: &str) -> Result<()> {
-        Err(unsupported("networks"))
+    async fn network_remove(&self, id: &str) -> Result<()> {
+        self.networking()?.remove(id).await
     }
 
     async fn network_connect(
         &self,
-        _network: &str,
-        _container: &str,
-        _endpoint: Option<EndpointSettings>,
+        network: &str,
+        container: &str,
+        endpoint: Option<EndpointSettings>,
     ) -> Result<()> {
-        Err(unsupported("networks"))
+        let id = self.id_of(container)?;
+        let aliases = endpoint.and_then(|e| e.aliases).unwrap_or_default();
+        self.networking()?.connect(network, &id, &aliases).await
     }
 
-    async fn network_disconnect(
-        &self,
-        _network: &str,
-        _container: &str,
-        _force: bool,
-    ) -> Result<()> {
-        Err(unsupported("networks"))
+    async fn network_disconnect(&self, network: &str, container: &str, _force: bool) -> Result<()> {
+        let id = self.id_of(container)?;
+        self.networking()?.disconnect(network, &id).await
     }
 
     async fn volume_create(&self, _options: VolumeCreateOptions) -> Result<Volume> {

@@ -7,10 +7,12 @@
 //! - [`spec`]: the OCI spec from the image config and `docker create`
 //!   options (Docker's default capabilities, masked paths, resources)
 //! - [`shim`]: the per-container monitor (berthd re-executed)
+//! - [`network`]: containers on libnetwork networks (opt-in)
 //! - [`LocalBackend`]: the `Backend`, served by `libswarm::dockerserver`
 
 mod backend;
 pub mod exec;
+pub mod network;
 mod record;
 pub mod shim;
 pub mod spec;
