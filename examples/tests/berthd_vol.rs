@@ -194,3 +194,161 @@ fn exec_runs_in_the_container_with_exit_code_and_options() {
     assert!(out.stderr.contains("No such container"), "{}", out.stderr);
     assert_eq!(containers_left(&d), 0);
 }
+
+fn volumes_left(d: &Daemon) -> Vec<String> {
+    d.ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn named_volume_is_shared_and_volume_commands_work() {
+    let Some(d) = start() else { return };
+    // Created on first use, written by one container, read by another.
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(volumes_left(&d), vec!["data".to_string()]);
+    let out = d.ok(&["run", "--rm", "-v", "data:/d:ro", "busybox", "cat", "/d/f"]);
+    assert_eq!(out, "kept\n");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/d:ro",
+        "busybox",
+        "touch",
+        "/d/x",
+    ]);
+    assert_ne!(out.code, 0, "a read-only volume took a write");
+
+    d.ok(&["volume", "create", "--label", "k=v", "other"]);
+    let ls = d.ok(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(
+        ls.contains("data local") && ls.contains("other local"),
+        "{ls}"
+    );
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q", "--filter", "label=k=v"]),
+        "other\n"
+    );
+    let mp = d.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
+    let mp = mp.trim();
+    assert!(mp.starts_with(d.root().to_str().unwrap()), "{mp}");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(mp).join("f")).unwrap(),
+        "kept\n"
+    );
+
+    // In use while a container (even a stopped one) holds it.
+    d.ok(&[
+        "create", "--name", "holder", "-v", "other:/o", "busybox", "true",
+    ]);
+    let out = d.docker(&["volume", "rm", "other"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("volume is in use"), "{}", out.stderr);
+    d.ok(&["rm", "holder"]);
+    d.ok(&["volume", "rm", "other", "data"]);
+    assert!(volumes_left(&d).is_empty());
+    let out = d.docker(&["volume", "inspect", "data"]);
+    assert!(out.stderr.contains("no such volume"), "{}", out.stderr);
+}
+
+#[test]
+fn bind_mounts_and_anonymous_volumes() {
+    let Some(d) = start() else { return };
+    let host = d.dir.path().join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in"), "from host\n").unwrap();
+    let bind = format!("{}:/h", host.display());
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /h/in; echo back > /h/out",
+    ]);
+    assert_eq!(out, "from host\n");
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "back\n");
+    let ro = format!("{bind}:ro");
+    let out = d.docker(&["run", "--rm", "-v", &ro, "busybox", "touch", "/h/x"]);
+    assert_ne!(out.code, 0);
+    assert!(!host.join("x").exists());
+
+    // An anonymous volume lives with its container; rm -v removes it.
+    d.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a > /scratch/f",
+    ]);
+    assert_eq!(volumes_left(&d).len(), 1);
+    d.ok(&["rm", "-v", "anon"]);
+    assert!(volumes_left(&d).is_empty());
+    // With --rm too.
+    d.ok(&["run", "--rm", "-v", "/scratch", "busybox", "true"]);
+    assert!(volumes_left(&d).is_empty());
+    assert_eq!(containers_left(&d), 0);
+}
+
+#[test]
+fn bad_mounts_get_docker_errors_and_leave_nothing() {
+    let Some(d) = start() else { return };
+    let out = d.docker(&["run", "--rm", "-v", "rel/path:/data", "busybox", "true"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("includes invalid characters for a local volume name"),
+        "{}",
+        out.stderr
+    );
+    // The first mount succeeds, the second fails (its source cannot be
+    // made under a file): the first volume is unmounted and removed.
+    let out = d.docker(&[
+        "create",
+        "-v",
+        "first:/a",
+        "-v",
+        "/etc/passwd/sub:/b",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("error while creating mount source path '/etc/passwd/sub'"),
+        "{}",
+        out.stderr
+    );
+    let out = d.docker(&[
+        "create",
+        "-v",
+        "first:/a",
+        "-v",
+        "x:/b:bogus",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("invalid"), "{}", out.stderr);
+    assert!(volumes_left(&d).is_empty(), "{:?}", volumes_left(&d));
+    assert_eq!(containers_left(&d), 0);
+    let out = d.docker(&["volume", "rm", "nope"]);
+    assert!(out.stderr.contains("no such volume"), "{}", out.stderr);
+}

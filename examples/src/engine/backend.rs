@@ -31,6 +31,7 @@ use super::network::{self, Mode, NetSpec, Networking};
 use super::record::{split_lines, Lifecycle, Live, Record, Status};
 use super::shim::{ready_socket, ShimArgs, SHIM_ARG};
 use super::spec::{self, SpecInput};
+use super::volume::{self, Volumes};
 use crate::images::{ImageError, ImageStore, ImportOptions, OverlayMount, Removed};
 
 /// Where berthd keeps things.
@@ -50,6 +51,7 @@ struct Inner {
     network: std::sync::OnceLock<Arc<Networking>>,
     containers: Mutex<HashMap<String, Record>>,
     execs: Arc<Execs>,
+    volumes: Arc<Volumes>,
 }
 
 /// The local engine: images from [`ImageStore`], containers run by
@@ -107,6 +109,7 @@ impl LocalBackend {
         for d in [config.root.join("containers"), config.state_dir.clone()] {
             std::fs::create_dir_all(&d).map_err(io_err("creating state directory"))?;
         }
+        let volumes = Volumes::new(&config.root);
         Ok(LocalBackend {
             inner: Arc::new(Inner {
                 config,
@@ -114,6 +117,7 @@ impl LocalBackend {
                 network: std::sync::OnceLock::new(),
                 containers: Mutex::new(HashMap::new()),
                 execs: Arc::default(),
+                volumes,
             }),
         })
     }
@@ -527,9 +531,23 @@ impl Backend for LocalBackend {
                 return Err(Error::bad_request(e.to_string()));
             }
         };
+        let mut spec = spec;
+        let anonymous = volume::anonymous_paths(&image_cfg.volumes, body.config.volumes.as_ref());
+        let binds = (body.host_config.as_ref())
+            .and_then(|h| h.binds.clone())
+            .unwrap_or_default();
+        match self.inner.volumes.attach(&id, &binds, &anonymous).await {
+            Ok(m) => spec.mounts_mut().get_or_insert_with(Vec::new).extend(m),
+            Err(e) => {
+                drop(mount);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        }
         let spec = match self.container_network(&id, &name, &body, &dir, spec).await {
             Ok(s) => s,
             Err(e) => {
+                self.inner.volumes.detach(&id, true).await;
                 drop(mount);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
@@ -541,6 +559,7 @@ impl Backend for LocalBackend {
                 std::fs::write(dir.join("config.json"), j).map_err(io_err("config.json"))
             });
         if let Err(e) = written {
+            self.inner.volumes.detach(&id, true).await;
             self.release_network(&id).await;
             drop(mount);
             let _ = std::fs::remove_dir_all(&dir);
@@ -715,6 +734,7 @@ impl Backend for LocalBackend {
             return Ok(());
         };
         self.inner.execs.lock().retain(|_, e| e.container != id);
+        self.inner.volumes.detach(&id, options.volumes).await;
         self.release_network(&id).await;
         let dir = r.dir.clone();
         let cleaned = tokio::task::spawn_blocking(move || {
@@ -1103,20 +1123,20 @@ impl Backend for LocalBackend {
         self.networking()?.disconnect(network, &id).await
     }
 
-    async fn volume_create(&self, _options: VolumeCreateOptions) -> Result<Volume> {
-        Err(unsupported("volumes"))
+    async fn volume_create(&self, options: VolumeCreateOptions) -> Result<Volume> {
+        self.inner.volumes.create(options).await
     }
 
-    async fn volume_list(&self, _options: VolumeListOptions) -> Result<VolumeListResponse> {
-        Err(unsupported("volumes"))
+    async fn volume_list(&self, options: VolumeListOptions) -> Result<VolumeListResponse> {
+        self.inner.volumes.list(options).await
     }
 
-    async fn volume_inspect(&self, _name: &str) -> Result<Volume> {
-        Err(unsupported("volumes"))
+    async fn volume_inspect(&self, name: &str) -> Result<Volume> {
+        self.inner.volumes.inspect(name).await
     }
 
-    async fn volume_remove(&self, _name: &str, _force: bool) -> Result<()> {
-        Err(unsupported("volumes"))
+    async fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
+        self.inner.volumes.remove(name, force).await
     }
 }
 

@@ -16,5 +16,6 @@ pub mod network;
 mod record;
 pub mod shim;
 pub mod spec;
+pub mod volume;
 
 pub use backend::{EngineConfig, LocalBackend};

@@ -1,0 +1,465 @@
+//! Volumes of berthd through libvolume's [`VolumeService`] with the local
+//! driver (`<root>/volumes`, state in `<root>/volume-state`): the `docker
+//! volume` commands, and each container's `-v` mounts — named volumes
+//! (created on first use), bind mounts of host paths, anonymous volumes
+//! (`-v /path` and the image's `Volumes`). A container holds its volumes
+//! from create to remove (caller = its id), so a volume of any existing
+//! container is "in use", as in Docker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use libswarm::models::{Volume as ApiVolume, VolumeCreateOptions, VolumeListResponse};
+use libswarm::{Error, VolumeListOptions};
+use libvolume::{
+    Caller, CreateVolume, ListFilter, LocalDriver, Volume, VolumeMount, VolumeService,
+};
+use oci_spec::runtime::Mount;
+use tokio::sync::OnceCell;
+
+/// The label Docker puts on anonymous volumes.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
+/// One `-v` entry, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountRequest {
+    /// `/host/path:/dst[:ro]`.
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Container path.
+        destination: String,
+        /// `:ro`.
+        read_only: bool,
+    },
+    /// `name:/dst[:ro]`, or an anonymous one (`name` None).
+    Volume {
+        /// The volume's name; None for an anonymous volume.
+        name: Option<String>,
+        /// Container path.
+        destination: String,
+        /// `:ro`.
+        read_only: bool,
+    },
+}
+
+fn bad_spec(spec: &str, why: &str) -> Error {
+    Error::bad_request(format!("invalid volume specification: '{spec}': {why}"))
+}
+
+/// Parses one `HostConfig.Binds` entry (`SRC:DST[:MODE]`).
+pub fn parse_bind(spec: &str) -> Result<MountRequest, Error> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, mode] => (*src, *dst, *mode),
+        _ => return Err(bad_spec(spec, "invalid number of fields")),
+    };
+    if src.is_empty() || dst.is_empty() {
+        return Err(bad_spec(spec, "empty section"));
+    }
+    if !dst.starts_with('/') {
+        return Err(bad_spec(
+            spec,
+            &format!(
+                "invalid mount config: invalid mount path: '{dst}' mount path must be absolute"
+            ),
+        ));
+    }
+    let mut read_only = false;
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => read_only = true,
+            "rw" | "z" | "Z" | "nocopy" | "private" | "rprivate" | "shared" | "rshared"
+            | "slave" | "rslave" => {}
+            _ => return Err(bad_spec(spec, &format!("invalid mode: {m}"))),
+        }
+    }
+    let destination = dst.to_string();
+    Ok(if src.starts_with('/') {
+        MountRequest::Bind {
+            source: PathBuf::from(src),
+            destination,
+            read_only,
+        }
+    } else {
+        MountRequest::Volume {
+            name: Some(src.to_string()),
+            destination,
+            read_only,
+        }
+    })
+}
+
+/// A volume a container holds.
+#[derive(Debug, Clone)]
+struct Held {
+    name: String,
+    anonymous: bool,
+}
+
+/// The daemon's volumes: the service (opened on first use: it is async)
+/// and which volumes each container holds.
+pub struct Volumes {
+    root: PathBuf,
+    service: OnceCell<VolumeService>,
+    held: Mutex<HashMap<String, Vec<Held>>>,
+}
+
+fn vol_err(e: libvolume::Error) -> Error {
+    match e {
+        libvolume::Error::NotFound { name } => {
+            Error::not_found(format!("get {name}: no such volume"))
+        }
+        libvolume::Error::InUse { name, callers } => Error::conflict(format!(
+            "remove {name}: volume is in use - [{}]",
+            callers.join(", ")
+        )),
+        e @ libvolume::Error::Conflict { .. } => Error::conflict(e.to_string()),
+        e @ (libvolume::Error::Sys { .. } | libvolume::Error::State { .. }) => {
+            Error::internal(e.to_string())
+        }
+        e => Error::bad_request(e.to_string()),
+    }
+}
+
+fn api(v: Volume) -> ApiVolume {
+    ApiVolume {
+        name: v.name,
+        driver: v.driver,
+        mountpoint: v
+            .mountpoint
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        created_at: Some(v.created_at),
+        labels: v.labels.into_iter().collect(),
+        options: v.options.into_iter().collect(),
+        scope: Some(libswarm::models::VolumeScopeEnum::LOCAL),
+        ..Default::default()
+    }
+}
+
+impl Volumes {
+    /// Volumes under `root` (`volumes/`, `volume-state/`).
+    pub fn new(root: &Path) -> Arc<Volumes> {
+        Arc::new(Volumes {
+            root: root.to_path_buf(),
+            service: OnceCell::new(),
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn service(&self) -> Result<&VolumeService, Error> {
+        self.service
+            .get_or_try_init(|| async {
+                let driver = LocalDriver::builder(self.root.join("volumes"))
+                    .build()
+                    .map_err(vol_err)?;
+                VolumeService::builder(self.root.join("volume-state"))
+                    .driver(Arc::new(driver))
+                    .build()
+                    .await
+                    .map_err(vol_err)
+            })
+            .await
+    }
+
+    /// `docker volume create` (an existing name returns that volume).
+    pub async fn create(&self, o: VolumeCreateOptions) -> Result<ApiVolume, Error> {
+        let s = self.service().await?;
+        let name = o.name.filter(|n| !n.is_empty());
+        if let Some(n) = &name {
+            if let Ok(v) = s.inspect(n).await {
+                return Ok(api(v));
+            }
+        }
+        let mut req = match name {
+            Some(n) => CreateVolume::named(n),
+            None => CreateVolume::anonymous(),
+        };
+        if let Some(d) = o.driver.filter(|d| !d.is_empty()) {
+            req = req.driver(d);
+        }
+        for (k, v) in o.driver_opts.unwrap_or_default() {
+            req = req.option(k, v);
+        }
+        for (k, v) in o.labels.unwrap_or_default() {
+            req = req.label(k, v);
+        }
+        Ok(api(s.create(req).await.map_err(vol_err)?))
+    }
+
+    /// `docker volume ls` (`name`, `driver`, `label`, `dangling` filters).
+    pub async fn list(&self, o: VolumeListOptions) -> Result<VolumeListResponse, Error> {
+        let s = self.service().await?;
+        let get = |k: &str| o.filters.get(k).cloned().unwrap_or_default();
+        let dangling = match get("dangling").first().map(String::as_str) {
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(other) => {
+                return Err(Error::bad_request(format!(
+                    "invalid filter 'dangling={other}'"
+                )))
+            }
+            None => None,
+        };
+        let filter = ListFilter {
+            names: get("name"),
+            drivers: get("driver"),
+            labels: get("label"),
+            dangling,
+        };
+        let list = s.list(&filter).await.map_err(vol_err)?;
+        Ok(VolumeListResponse {
+            volumes: Some(list.into_iter().map(api).collect()),
+            warnings: Some(Vec::new()),
+        })
+    }
+
+    /// `docker volume inspect`.
+    pub async fn inspect(&self, name: &str) -> Result<ApiVolume, Error> {
+        let s = self.service().await?;
+        Ok(api(s.inspect(name).await.map_err(vol_err)?))
+    }
+
+    /// `docker volume rm [-f]`: refused while a container holds it.
+    pub async fn remove(&self, name: &str, force: bool) -> Result<(), Error> {
+        let s = self.service().await?;
+        let users: Vec<String> = {
+            let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.iter()
+                .filter(|(_, hs)| hs.iter().any(|h| h.name == name))
+                .map(|(c, _)| c.clone())
+                .collect()
+        };
+        if !users.is_empty() {
+            return Err(Error::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        s.remove(name, force).await.map_err(vol_err)
+    }
+
+    /// Mounts a container's volumes (`binds`, then `anonymous` paths not
+    /// already covered) and returns their OCI mounts; on error everything
+    /// this call did is undone.
+    pub async fn attach(
+        &self,
+        container: &str,
+        binds: &[String],
+        anonymous: &[String],
+    ) -> Result<Vec<Mount>, Error> {
+        let mut reqs = Vec::new();
+        for b in binds {
+            reqs.push(parse_bind(b)?);
+        }
+        for a in anonymous {
+            if !a.starts_with('/') {
+                return Err(bad_spec(a, "mount path must be absolute"));
+            }
+            let covered = reqs.iter().any(|r| match r {
+                MountRequest::Bind { destination, .. }
+                | MountRequest::Volume { destination, .. } => destination == a,
+            });
+            if !covered {
+                reqs.push(MountRequest::Volume {
+                    name: None,
+                    destination: a.clone(),
+                    read_only: false,
+                });
+            }
+        }
+        let mut mounts = Vec::new();
+        let mut done: Vec<(Held, bool)> = Vec::new();
+        let result = self
+            .attach_all(container, &reqs, &mut mounts, &mut done)
+            .await;
+        if let Err(e) = result {
+            self.undo(container, &done).await;
+            return Err(e);
+        }
+        let held = done.into_iter().map(|(h, _)| h).collect();
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(container.to_string(), held);
+        Ok(mounts)
+    }
+
+    async fn attach_all(
+        &self,
+        container: &str,
+        reqs: &[MountRequest],
+        mounts: &mut Vec<Mount>,
+        done: &mut Vec<(Held, bool)>,
+    ) -> Result<(), Error> {
+        for r in reqs {
+            let (source, destination, read_only) = match r {
+                MountRequest::Bind {
+                    source,
+                    destination,
+                    read_only,
+                } => {
+                    // As `docker run -v`: a missing host directory is made
+                    // (an existing file is bound as it is).
+                    let made = match source.try_exists() {
+                        Ok(true) => Ok(()),
+                        _ => std::fs::create_dir_all(source),
+                    };
+                    made.map_err(|e| {
+                        Error::bad_request(format!(
+                            "error while creating mount source path '{}': {e}",
+                            source.display()
+                        ))
+                    })?;
+                    (source.clone(), destination, *read_only)
+                }
+                MountRequest::Volume {
+                    name,
+                    destination,
+                    read_only,
+                } => {
+                    let s = self.service().await?;
+                    let (name, created) = match name {
+                        Some(n) => match s.inspect(n).await {
+                            Ok(_) => (n.clone(), false),
+                            Err(e) if e.is_not_found() => {
+                                let v = s
+                                    .create(CreateVolume::named(n.clone()))
+                                    .await
+                                    .map_err(|e| create_err(n, e))?;
+                                (v.name, true)
+                            }
+                            Err(e) => return Err(vol_err(e)),
+                        },
+                        None => {
+                            let v = s
+                                .create(CreateVolume::anonymous().label(ANONYMOUS_LABEL, ""))
+                                .await
+                                .map_err(vol_err)?;
+                            (v.name, true)
+                        }
+                    };
+                    let held = Held {
+                        name: name.clone(),
+                        anonymous: matches!(r, MountRequest::Volume { name: None, .. }),
+                    };
+                    let path = match s.mount(&name, Caller::new(container)).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            if created {
+                                let _ = s.remove(&name, true).await;
+                            }
+                            return Err(vol_err(e));
+                        }
+                    };
+                    done.push((held, created));
+                    (path, destination, *read_only)
+                }
+            };
+            let m = VolumeMount::new(&source, destination)
+                .read_only(read_only)
+                .build()
+                .map_err(|e| Error::bad_request(e.to_string()))?;
+            mounts.push(m);
+        }
+        Ok(())
+    }
+
+    async fn undo(&self, container: &str, done: &[(Held, bool)]) {
+        let Ok(s) = self.service().await else { return };
+        for (h, created) in done.iter().rev() {
+            let _ = s.unmount(&h.name, container).await;
+            if *created {
+                let _ = s.remove(&h.name, true).await;
+            }
+        }
+    }
+
+    /// Releases a container's volumes (on remove); `remove_anonymous`
+    /// (`rm -v`) also removes its anonymous volumes.
+    pub async fn detach(&self, container: &str, remove_anonymous: bool) {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container)
+            .unwrap_or_default();
+        if held.is_empty() {
+            return;
+        }
+        let Ok(s) = self.service().await else { return };
+        for h in held {
+            if let Err(e) = s.unmount(&h.name, container).await {
+                tracing::warn!(volume = %h.name, error = %e, "unmounting volume");
+            }
+            if h.anonymous && remove_anonymous {
+                if let Err(e) = s.remove(&h.name, false).await {
+                    tracing::warn!(volume = %h.name, error = %e, "removing anonymous volume");
+                }
+            }
+        }
+    }
+}
+
+fn create_err(name: &str, e: libvolume::Error) -> Error {
+    match e {
+        e @ libvolume::Error::InvalidName { .. } => {
+            Error::bad_request(format!("create {name}: {e}"))
+        }
+        e => vol_err(e),
+    }
+}
+
+/// The image's `Volumes` and the request's `Config.Volumes` (`-v /path`).
+pub fn anonymous_paths(
+    image: &[String],
+    config: Option<&HashMap<String, HashMap<(), ()>>>,
+) -> Vec<String> {
+    let mut all: BTreeMap<String, ()> = image.iter().map(|p| (p.clone(), ())).collect();
+    for p in config.into_iter().flat_map(|c| c.keys()) {
+        all.insert(p.clone(), ());
+    }
+    all.into_keys().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_parse_like_docker() {
+        assert_eq!(
+            parse_bind("/srv:/data:ro").unwrap(),
+            MountRequest::Bind {
+                source: "/srv".into(),
+                destination: "/data".into(),
+                read_only: true
+            }
+        );
+        assert_eq!(
+            parse_bind("cache:/c").unwrap(),
+            MountRequest::Volume {
+                name: Some("cache".into()),
+                destination: "/c".into(),
+                read_only: false
+            }
+        );
+        let e = parse_bind("cache:rel").unwrap_err().message;
+        assert!(e.contains("mount path must be absolute"), "{e}");
+        assert!(parse_bind("a:/b:xx")
+            .unwrap_err()
+            .message
+            .contains("invalid mode"));
+        assert!(parse_bind("a:/b:ro:x").is_err());
+        assert_eq!(
+            anonymous_paths(
+                &["/a".into()],
+                Some(&[("/b".to_string(), HashMap::new())].into())
+            ),
+            vec!["/a".to_string(), "/b".to_string()]
+        );
+    }
+}
