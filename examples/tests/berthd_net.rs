@@ -263,6 +263,11 @@ fn published_port_serves_from_fake_host_and_inspect_shows_network() {
         "hello-berth\n",
         "from the host"
     );
+    assert_eq!(
+        d.fetch(&d.fake_host, "http://127.0.0.1:8080/"),
+        "hello-berth\n",
+        "from the host's loopback"
+    );
     let ip = d.ok(&[
         "inspect",
         "-f",

@@ -187,6 +187,10 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
     );
     for n in nets {
         let br = q(&n.bridge);
+        if n.subnets.iter().any(|s| matches!(s, IpNet::V4(_))) {
+            // Published ports reached through the host's loopback.
+            let _ = writeln!(b, "    ip saddr 127.0.0.0/8 oifname {br} masquerade ;");
+        }
         for s in &n.subnets {
             let fam = if matches!(s, IpNet::V4(_)) {
                 "ip"
@@ -620,6 +624,7 @@ mod tests {
         let b = rebuild_batch("berth", &nets, &[ep()]);
         assert!(b.starts_with("table inet berth {}\ndelete table inet berth\n"));
         assert!(b.contains("ip saddr 172.18.0.0/16 oifname != \"br-a\" masquerade"));
+        assert!(b.contains("ip saddr 127.0.0.0/8 oifname \"br-a\" masquerade"));
         assert!(
             !b.contains("172.19.0.0/16 oifname != \"br-b\" masquerade"),
             "internal networks are not masqueraded"

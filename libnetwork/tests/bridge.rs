@@ -147,6 +147,11 @@ async fn published_ports_answer_from_host_outside_and_hairpin() {
         "from the host"
     );
     assert_eq!(
+        tcp_get(&fh.host.ns(), addr("127.0.0.1".parse().unwrap(), 8080)).unwrap(),
+        "web",
+        "from the host's loopback"
+    );
+    assert_eq!(
         tcp_get(&fh.outside.ns(), addr(host_ip, 9001)).unwrap(),
         "range",
         "port range"

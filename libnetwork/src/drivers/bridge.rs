@@ -144,6 +144,14 @@ impl BridgeDriver {
             nl::add_address(h, index, net).await?;
         }
         nl::link_up(h, index).await?;
+        if subnets.iter().any(|(gw, _)| gw.is_ipv4()) {
+            // Published ports reached through the host's 127.0.0.1 are
+            // DNATed out of this bridge with a loopback source (then
+            // masqueraded): the kernel routes those only with
+            // route_localnet (Docker does the same without its proxy).
+            let key = format!("ipv4/conf/{}/route_localnet", bn.fw.bridge);
+            host.netns.sysctl(&key, "1")?;
+        }
         Ok(index)
     }
 
