@@ -311,7 +311,17 @@ fn published_port_serves_from_fake_host_and_inspect_shows_network() {
         "link",
     ]);
     assert_eq!(out.lines().count(), 1, "{out}");
-    d.ok(&["rm", "-f", "web"]);
+    // -p CONTAINER: a free host port from the ephemeral range.
+    d.ok(&[
+        "run", "-d", "--name", "eph", "-p", "80", "busybox", "sh", "-c", HTTPD,
+    ]);
+    let port = d.ok(&["port", "eph", "80"]);
+    assert_eq!(port.lines().next(), Some("0.0.0.0:32768"), "{port}");
+    assert_eq!(
+        d.fetch(&d.fake_host, "http://127.0.0.1:32768/"),
+        "hello-berth\n"
+    );
+    d.ok(&["rm", "-f", "web", "eph"]);
     let sandboxes = std::fs::read_dir(d.dir.path().join("root/network/netns"))
         .map(|r| r.count())
         .unwrap_or(0);

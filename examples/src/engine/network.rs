@@ -112,7 +112,11 @@ fn net_err(e: libnetwork::Error) -> Error {
     }
 }
 
-/// `-p` bindings as libnetwork port mappings.
+/// First host port handed out for `-p CONTAINER` (Linux's default
+/// ephemeral range, as Docker).
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// `-p` bindings as libnetwork port mappings (host port 0: pick one).
 pub fn port_mappings(host: &HostConfig) -> Result<Vec<PortMapping>> {
     let mut out = Vec::new();
     let mut keys: Vec<_> = host.port_bindings.iter().flatten().collect();
@@ -128,12 +132,11 @@ pub fn port_mappings(host: &HostConfig) -> Result<Vec<PortMapping>> {
             _ => return Err(bad()),
         };
         for b in bindings.iter().flatten() {
-            let hp = b.host_port.as_deref().unwrap_or("");
-            if hp.is_empty() {
-                return Err(Error::bad_request(format!(
-                    "-p {key}: a host port is required (berthd does not pick free ports yet)"
-                )));
-            }
+            // No host port (`-p 80`): 0 here, a free one picked at attach.
+            let hp = match b.host_port.as_deref().unwrap_or("") {
+                "" => "0",
+                hp => hp,
+            };
             let (lo, hi) = hp.split_once('-').unwrap_or((hp, hp));
             let lo: u16 = lo.parse().map_err(|_| bad())?;
             let hi: u16 = hi.parse().map_err(|_| bad())?;
@@ -260,7 +263,8 @@ impl Networking {
                 .await
                 .map_err(|_| Error::bad_request(format!("network {n} not found")))?,
         };
-        let ports = port_mappings(host)?;
+        let mut ports = port_mappings(host)?;
+        self.pick_free_ports(&mut ports);
         let dns = net.config.name != DEFAULT_NETWORK;
         let sb = self
             .ctl
@@ -310,6 +314,32 @@ impl Networking {
             hosts,
             resolv_conf,
         })
+    }
+
+    /// Gives mappings without a host port the lowest free one of the
+    /// ephemeral range (free among our endpoints; the firewall's DNAT
+    /// takes precedence over host sockets anyway).
+    fn pick_free_ports(&self, ports: &mut [PortMapping]) {
+        let mut used: std::collections::HashSet<(Proto, u16)> = self
+            .lock()
+            .values()
+            .flat_map(|a| a.endpoints.values())
+            .flat_map(|e| e.config.ports.iter())
+            .flat_map(|p| {
+                let (lo, hi) = p.host_range();
+                (lo..=hi).map(move |n| (p.proto, n))
+            })
+            .collect();
+        used.extend(ports.iter().map(|p| (p.proto, p.host_port)));
+        for p in ports.iter_mut().filter(|p| p.host_port == 0) {
+            if let Some(n) = EPHEMERAL_PORTS
+                .clone()
+                .find(|n| !used.contains(&(p.proto, *n)))
+            {
+                p.host_port = n;
+                used.insert((p.proto, n));
+            }
+        }
     }
 
     /// Leaves and deletes the container's endpoints and its sandbox.
@@ -617,6 +647,15 @@ mod tests {
         let p = port_mappings(&h).unwrap();
         assert_eq!((p[0].host_port, p[0].container_port), (8080, 80));
         assert_eq!(p[0].host_ip, None);
+        h.port_bindings = Some(HashMap::from([(
+            "53/udp".to_string(),
+            Some(vec![PortBinding::default()]),
+        )]));
+        let p = port_mappings(&h).unwrap();
+        assert_eq!(
+            (p[0].proto, p[0].host_port, p[0].container_port),
+            (Proto::Udp, 0, 53)
+        );
         h.port_bindings = Some(HashMap::from([("x/tcp".to_string(), None)]));
         assert!(port_mappings(&h)
             .unwrap_err()
