@@ -187,6 +187,44 @@ fn exec_runs_in_the_container_with_exit_code_and_options() {
     let out = d.docker_with_stdin(&["exec", "-i", "ex", "cat"], Some(b"piped\n"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "piped\n");
+    // -t: a pty (output raw, \r\n line ends), TERM set.
+    let out = d.ok(&[
+        "exec",
+        "-t",
+        "ex",
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && echo tty $TERM",
+    ]);
+    assert_eq!(out, "tty xterm\r\n");
+    if Path::new("/usr/bin/script").is_file() {
+        // -it under a pty on the client side too (script(1) gives one).
+        let cmd = format!("{DOCKER} exec -it ex sh -c 'read x; echo got $x'");
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", d.dir.path().join("config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            stdin.write_all(b"hello\n").unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("got hello"), "{text:?} {:?}", out.stderr);
+    }
     let out = d.docker(&["exec", "ex", "/no/such"]);
     assert_ne!(out.code, 0);
     d.ok(&["rm", "-f", "ex"]);

@@ -918,11 +918,6 @@ impl Backend for LocalBackend {
         if self.lock().get(&id).map(|r| r.status) != Some(Status::Running) {
             return Err(Error::conflict(format!("Container {id} is not running")));
         }
-        if config.tty.unwrap_or(false) {
-            return Err(Error::bad_request(
-                "exec -t (a pty) is not supported by berthd yet",
-            ));
-        }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::bad_request("No exec command specified"));
         }
@@ -940,9 +935,9 @@ impl Backend for LocalBackend {
 
     async fn exec_start(&self, exec_id: &str, options: ExecStartOptions) -> Result<AttachSession> {
         if options.tty {
-            return Err(Error::bad_request(
-                "exec -t (a pty) is not supported by berthd yet",
-            ));
+            if let Some(e) = self.inner.execs.lock().get_mut(exec_id) {
+                e.config.tty = Some(true);
+            }
         }
         let container = self
             .inner

@@ -67,6 +67,9 @@ pub fn process(spec: &Spec, config: &ExecConfig) -> Result<Process, SpecError> {
         env.retain(|old| old.split_once('=').map_or(old.as_str(), |(k, _)| k) != key);
         env.push(e.clone());
     }
+    if config.tty.unwrap_or(false) && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     p.set_env(Some(env));
     if let Some(w) = config.working_dir.as_ref().filter(|w| !w.is_empty()) {
         if !w.starts_with('/') {
@@ -174,15 +177,30 @@ pub fn start(
         return Err(fail(&execs, format!("writing the exec process: {e}")));
     }
     let stdin = config.attach_stdin.unwrap_or(false);
-    let child = tokio::process::Command::new(program)
-        .arg(EXEC_ARG)
+    let tty = config.tty.unwrap_or(false);
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg(EXEC_ARG)
         .arg(state_root)
         .arg(&container)
-        .arg(&process_json)
-        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+        .arg(&process_json);
+    let master = if tty {
+        match pty_stdio(&mut cmd) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = std::fs::remove_file(&process_json);
+                return Err(fail(&execs, format!("allocating a pty: {e}")));
+            }
+        }
+    } else {
+        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        None
+    };
+    let child = cmd.spawn();
+    // Our copies of the pty's slave go now: the master reads EOF (EIO)
+    // once the helper and the process are gone.
+    drop(cmd);
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -195,7 +213,16 @@ pub fn start(
     }
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<libswarm::Result<OutputChunk>>(64);
     let mut pumps = Vec::new();
+    let mut master_reader = None;
+    let mut master_writer = None;
+    if let Some(m) = master {
+        master_reader = m.try_clone().ok().map(|r| {
+            Box::new(tokio::fs::File::from_std(r)) as Box<dyn tokio::io::AsyncRead + Send + Unpin>
+        });
+        master_writer = stdin.then(|| tokio::fs::File::from_std(m));
+    }
     for (kind, pipe) in [
+        (StreamKind::Stdout, master_reader),
         (
             StreamKind::Stdout,
             child
@@ -228,7 +255,14 @@ pub fn start(
             }
         }));
     }
-    let stdin_tx = match child.stdin.take() {
+    let stdin_pipe = child
+        .stdin
+        .take()
+        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>)
+        .or_else(|| {
+            master_writer.map(|m| Box::new(m) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>)
+        });
+    let stdin_tx = match stdin_pipe {
         Some(mut pipe) => {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
             tokio::spawn(async move {
@@ -268,8 +302,29 @@ pub fn start(
     Ok(AttachSession {
         stdin: stdin_tx,
         output: Box::pin(output),
-        tty: false,
+        tty,
     })
+}
+
+/// Gives the helper a new pty's slave as stdin, stdout and stderr, as the
+/// controlling terminal of a new session; returns the master.
+fn pty_stdio(cmd: &mut tokio::process::Command) -> std::io::Result<std::fs::File> {
+    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+    let slave = std::fs::File::from(pty.slave);
+    cmd.stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are async-signal-safe and touch only the
+    // forked child's own session and its stdin (the pty's slave).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(std::fs::File::from(pty.master))
 }
 
 /// `GET /exec/{id}/json`.
