@@ -135,30 +135,14 @@ fn start() -> Option<Daemon> {
         .unwrap();
     let sock = dir.path().join("s.sock");
     let host = format!("unix://{}", sock.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-        .arg("--host")
-        .arg(&host)
-        .arg("--root")
-        .arg(dir.path().join("root"))
-        .arg("--exec-root")
-        .arg(dir.path().join("run"))
-        .arg("--network-host-netns")
-        .arg(fake_host.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let d = Daemon {
-        child: Some(child),
+    let mut d = Daemon {
+        child: None,
         dir,
         host,
         fake_host,
         outside,
     };
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on"), "berthd said {line:?}");
+    d.spawn();
     let archive = d.dir.path().join("busybox.tar");
     examples::images::write_busybox_image_archive(std::fs::File::create(&archive).unwrap())
         .unwrap();
@@ -168,6 +152,40 @@ fn start() -> Option<Daemon> {
 }
 
 impl Daemon {
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--host")
+            .arg(&self.host)
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--exec-root")
+            .arg(self.dir.path().join("run"))
+            .arg("--network-host-netns")
+            .arg(self.fake_host.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        self.child = Some(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(line.starts_with("listening on"), "berthd said {line:?}");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn docker(&self, args: &[&str]) -> Out {
         let mut child = Command::new(DOCKER)
             .args(args)
@@ -218,16 +236,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
         let run = self.dir.path().join("run");
         if let Ok(list) = libcontainer::Container::list(&run) {
             for c in list {
@@ -330,7 +339,7 @@ fn published_port_serves_from_fake_host_and_inspect_shows_network() {
 
 #[test]
 fn user_network_dns_connect_disconnect_and_rm() {
-    let Some(d) = start() else { return };
+    let Some(mut d) = start() else { return };
     d.ok(&["network", "create", "appnet"]);
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert!(
@@ -427,6 +436,21 @@ fn user_network_dns_connect_disconnect_and_rm() {
     assert_ne!(out.code, 0, "removed a network in use");
     assert!(out.stderr.contains("active endpoints"), "{}", out.stderr);
     d.ok(&["rm", "-f", "srv", "late"]);
+    // Networks survive a daemon restart.
+    d.stop();
+    d.spawn();
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains("appnet") && ls.contains("bridge"), "{ls}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(out.contains("127.0.0.11"), "{out}");
     d.ok(&["network", "rm", "appnet"]);
     assert!(!d.ok(&["network", "ls"]).contains("appnet"));
     let out = d.docker(&["network", "rm", "bridge"]);
