@@ -355,6 +355,8 @@ fn user_network_dns_connect_disconnect_and_rm() {
         "-d",
         "--network",
         "appnet",
+        "--network-alias",
+        "www",
         "--name",
         "srv",
         "busybox",
@@ -374,6 +376,18 @@ fn user_network_dns_connect_disconnect_and_rm() {
         fetch,
     ]);
     assert_eq!(out, "hello-berth\n");
+    let by_alias = fetch.replace("http://srv/", "http://www/");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        &by_alias,
+    ]);
+    assert_eq!(out, "hello-berth\n", "--network-alias");
     let resolv = d.ok(&[
         "run",
         "--rm",

@@ -23,7 +23,7 @@ use libswarm::models::{
     EndpointSettings, HostConfig, Ipam, IpamConfig, Network, NetworkContainer,
     NetworkCreateRequest, NetworkSettings, PortBinding,
 };
-use libswarm::{filter_matches, Error, NetworkListOptions, Result};
+use libswarm::{filter_matches, ContainerCreateBody, Error, NetworkListOptions, Result};
 use oci_spec::runtime::Spec;
 use serde_json::json;
 
@@ -250,9 +250,10 @@ impl Networking {
         id: &str,
         name: &str,
         hostname: &str,
-        host: &HostConfig,
+        body: &ContainerCreateBody,
         dir: &Path,
     ) -> Result<NetSpec> {
+        let host = &body.host_config.clone().unwrap_or_default();
         let net = match mode(host)? {
             Mode::None => return Ok(NetSpec::Isolated),
             Mode::Host => return Ok(NetSpec::Host),
@@ -274,6 +275,22 @@ impl Networking {
         let mut ep = EndpointConfig::builder(name);
         if dns && hostname != name {
             ep = ep.alias(hostname);
+        }
+        // --network-alias, keyed by the network as the client named it.
+        let endpoints = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref());
+        let wanted = host.network_mode.as_deref().unwrap_or("");
+        for a in endpoints
+            .and_then(|m| m.get(wanted).or_else(|| m.get(&net.config.name)))
+            .and_then(|e| e.aliases.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if dns && a != name && a != hostname {
+                ep = ep.alias(a);
+            }
         }
         for p in ports {
             ep = ep.port(p);
