@@ -290,6 +290,13 @@ fn named_volume_is_shared_and_volume_commands_work() {
     d.ok(&[
         "create", "--name", "holder", "-v", "other:/o", "busybox", "true",
     ]);
+    let mounts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}",
+        "holder",
+    ]);
+    assert_eq!(mounts.trim(), "volume other /o true");
     let out = d.docker(&["volume", "rm", "other"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("volume is in use"), "{}", out.stderr);
@@ -323,6 +330,13 @@ fn bind_mounts_and_anonymous_volumes() {
     let out = d.docker(&["run", "--rm", "-v", &ro, "busybox", "touch", "/h/x"]);
     assert_ne!(out.code, 0);
     assert!(!host.join("x").exists());
+
+    // A single file binds as a file.
+    let file = format!("{}:/etc/bound:ro", host.join("in").display());
+    assert_eq!(
+        d.ok(&["run", "--rm", "-v", &file, "busybox", "cat", "/etc/bound"]),
+        "from host\n"
+    );
 
     // An anonymous volume lives with its container; rm -v removes it.
     d.ok(&[

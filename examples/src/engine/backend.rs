@@ -164,7 +164,7 @@ impl LocalBackend {
                     .clone()
                     .filter(|h| !h.is_empty())
                     .unwrap_or_else(|| id.chars().take(12).collect());
-                n.attach_container(id, name, &hostname, body, dir).await?
+                n.attach_container(id, name, &hostname, &host, dir).await?
             }
             None => match network::mode(&host)? {
                 Mode::Host => NetSpec::Host,
@@ -816,7 +816,7 @@ impl Backend for LocalBackend {
             log_path: Some(r.dir.join("container.log").display().to_string()),
             host_config: Some(r.body.host_config.clone().unwrap_or_default()),
             config: Some(config),
-            mounts: Some(Vec::new()),
+            mounts: Some(self.inner.volumes.mount_points(&r.id)),
             ..Default::default()
         })
     }

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use libswarm::models::{Volume as ApiVolume, VolumeCreateOptions, VolumeListResponse};
+use libswarm::models::{
+    MountPoint, MountPointTypeEnum, Volume as ApiVolume, VolumeCreateOptions, VolumeListResponse,
+};
 use libswarm::{Error, VolumeListOptions};
 use libvolume::{
     Caller, CreateVolume, ListFilter, LocalDriver, Volume, VolumeMount, VolumeService,
@@ -105,6 +107,7 @@ pub struct Volumes {
     root: PathBuf,
     service: OnceCell<VolumeService>,
     held: Mutex<HashMap<String, Vec<Held>>>,
+    points: Mutex<HashMap<String, Vec<MountPoint>>>,
 }
 
 fn vol_err(e: libvolume::Error) -> Error {
@@ -147,6 +150,7 @@ impl Volumes {
             root: root.to_path_buf(),
             service: OnceCell::new(),
             held: Mutex::new(HashMap::new()),
+            points: Mutex::new(HashMap::new()),
         })
     }
 
@@ -272,9 +276,10 @@ impl Volumes {
             }
         }
         let mut mounts = Vec::new();
+        let mut points = Vec::new();
         let mut done: Vec<(Held, bool)> = Vec::new();
         let result = self
-            .attach_all(container, &reqs, &mut mounts, &mut done)
+            .attach_all(container, &reqs, &mut mounts, &mut points, &mut done)
             .await;
         if let Err(e) = result {
             self.undo(container, &done).await;
@@ -285,6 +290,10 @@ impl Volumes {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(container.to_string(), held);
+        self.points
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(container.to_string(), points);
         Ok(mounts)
     }
 
@@ -293,6 +302,7 @@ impl Volumes {
         container: &str,
         reqs: &[MountRequest],
         mounts: &mut Vec<Mount>,
+        points: &mut Vec<MountPoint>,
         done: &mut Vec<(Held, bool)>,
     ) -> Result<(), Error> {
         for r in reqs {
@@ -314,6 +324,15 @@ impl Volumes {
                             source.display()
                         ))
                     })?;
+                    points.push(MountPoint {
+                        typ: Some(MountPointTypeEnum::BIND),
+                        source: Some(source.display().to_string()),
+                        destination: Some(destination.clone()),
+                        mode: Some(if *read_only { "ro" } else { "" }.into()),
+                        rw: Some(!*read_only),
+                        propagation: Some("rprivate".into()),
+                        ..Default::default()
+                    });
                     (source.clone(), destination, *read_only)
                 }
                 MountRequest::Volume {
@@ -355,6 +374,16 @@ impl Volumes {
                             return Err(vol_err(e));
                         }
                     };
+                    points.push(MountPoint {
+                        typ: Some(MountPointTypeEnum::VOLUME),
+                        name: Some(name.clone()),
+                        source: Some(path.display().to_string()),
+                        destination: Some(destination.clone()),
+                        driver: Some("local".into()),
+                        mode: Some(if *read_only { "ro" } else { "z" }.into()),
+                        rw: Some(!*read_only),
+                        propagation: Some(String::new()),
+                    });
                     done.push((held, created));
                     (path, destination, *read_only)
                 }
@@ -381,6 +410,10 @@ impl Volumes {
     /// Releases a container's volumes (on remove); `remove_anonymous`
     /// (`rm -v`) also removes its anonymous volumes.
     pub async fn detach(&self, container: &str, remove_anonymous: bool) {
+        self.points
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container);
         let held = self
             .held
             .lock()
@@ -401,6 +434,18 @@ impl Volumes {
                 }
             }
         }
+    }
+}
+
+impl Volumes {
+    /// A container's mounts as `docker inspect` shows them.
+    pub fn mount_points(&self, container: &str) -> Vec<MountPoint> {
+        self.points
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(container)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
