@@ -164,7 +164,7 @@ impl LocalBackend {
                     .clone()
                     .filter(|h| !h.is_empty())
                     .unwrap_or_else(|| id.chars().take(12).collect());
-                n.attach_container(id, name, &hostname, &host, dir).await?
+                n.attach_container(id, name, &hostname, body, dir).await?
             }
             None => match network::mode(&host)? {
                 Mode::Host => NetSpec::Host,
