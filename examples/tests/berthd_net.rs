@@ -330,6 +330,23 @@ fn published_port_serves_from_fake_host_and_inspect_shows_network() {
         d.fetch(&d.fake_host, "http://127.0.0.1:32768/"),
         "hello-berth\n"
     );
+    // A stopped container frees its port; started again, it takes it back.
+    d.ok(&["stop", "-t", "1", "web"]);
+    d.ok(&[
+        "run", "-d", "--name", "web2", "-p", "8080:80", "busybox", "sh", "-c", HTTPD,
+    ]);
+    assert_eq!(
+        d.fetch(&d.fake_host, "http://127.0.0.1:8080/"),
+        "hello-berth\n"
+    );
+    let out = d.docker(&["start", "web"]);
+    assert_ne!(out.code, 0, "web started with its port taken");
+    d.ok(&["rm", "-f", "web2"]);
+    d.ok(&["start", "web"]);
+    assert_eq!(
+        d.fetch(&d.fake_host, "http://127.0.0.1:8080/"),
+        "hello-berth\n"
+    );
     d.ok(&["rm", "-f", "web", "eph"]);
     let sandboxes = std::fs::read_dir(d.dir.path().join("root/network/netns"))
         .map(|r| r.count())

@@ -355,6 +355,9 @@ impl LocalBackend {
             for p in pumps {
                 let _ = p.await;
             }
+            if let Some(n) = this.inner.network.get() {
+                n.park(&id).await;
+            }
             let auto_remove = {
                 let mut map = this.lock();
                 let Some(r) = map.get_mut(&id) else { return };
@@ -620,7 +623,13 @@ impl Backend for LocalBackend {
             r.status = Status::Starting;
             (id, r.dir.clone())
         };
-        let started = self.spawn_shim(&id, &dir).await;
+        let started = match self.inner.network.get() {
+            Some(n) => match n.unpark(&id).await {
+                Ok(()) => self.spawn_shim(&id, &dir).await,
+                Err(e) => Err(e),
+            },
+            None => self.spawn_shim(&id, &dir).await,
+        };
         if let Err(e) = &started {
             let auto_remove = match self.lock().get_mut(&id) {
                 Some(r) => {

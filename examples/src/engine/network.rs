@@ -196,6 +196,11 @@ struct Attached {
     sandbox: SandboxInfo,
     /// Network name → endpoint.
     endpoints: BTreeMap<String, EndpointInfo>,
+    /// While the container is stopped: (network name, network id,
+    /// endpoint config) to join again at start.
+    parked: Vec<(String, String, EndpointConfig)>,
+    hostname: String,
+    hosts: PathBuf,
 }
 
 /// berthd's networks: one libnetwork controller and the sandboxes and
@@ -320,6 +325,9 @@ impl Networking {
                 name: name.to_string(),
                 sandbox: sb,
                 endpoints: BTreeMap::from([(net.config.name.clone(), ep)]),
+                parked: Vec::new(),
+                hostname: hostname.to_string(),
+                hosts: hosts.clone(),
             },
         );
         if let Err(e) = written {
@@ -357,6 +365,63 @@ impl Networking {
                 used.insert((p.proto, n));
             }
         }
+    }
+
+    /// A container stopped: leave its networks (freeing its addresses,
+    /// published ports and DNS names, as Docker) but keep its namespace,
+    /// which its spec names, for the next start.
+    pub async fn park(&self, id: &str) {
+        let eps: Vec<(String, EndpointInfo)> = match self.lock().get_mut(id) {
+            Some(a) => std::mem::take(&mut a.endpoints).into_iter().collect(),
+            None => return,
+        };
+        let mut parked = Vec::new();
+        for (net, ep) in eps {
+            if let Err(e) = self.ctl.detach(&ep.id).await {
+                tracing::warn!(%id, error = %e, "leaving a network at container exit");
+            }
+            parked.push((net, ep.network_id, ep.config));
+        }
+        if let Some(a) = self.lock().get_mut(id) {
+            a.parked.extend(parked);
+        }
+    }
+
+    /// A container starts again: join the networks [`park`](Self::park)
+    /// left; on failure (a port taken meanwhile) nothing stays joined.
+    pub async fn unpark(&self, id: &str) -> Result<()> {
+        let (parked, sb) = match self.lock().get_mut(id) {
+            Some(a) if !a.parked.is_empty() => {
+                (std::mem::take(&mut a.parked), a.sandbox.id.clone())
+            }
+            _ => return Ok(()),
+        };
+        let mut joined = Vec::new();
+        for (net, net_id, cfg) in &parked {
+            match self.ctl.attach(net_id, &sb, cfg.clone()).await {
+                Ok(ep) => joined.push((net.clone(), ep)),
+                Err(e) => {
+                    for (_, ep) in &joined {
+                        let _ = self.ctl.detach(&ep.id).await;
+                    }
+                    if let Some(a) = self.lock().get_mut(id) {
+                        a.parked = parked;
+                    }
+                    return Err(net_err(e));
+                }
+            }
+        }
+        let mut map = self.lock();
+        let Some(a) = map.get_mut(id) else {
+            return Ok(());
+        };
+        let addr = joined
+            .first()
+            .and_then(|(_, ep)| ep.addresses.first())
+            .map(|a| a.addr());
+        a.endpoints.extend(joined);
+        std::fs::write(&a.hosts, hosts_file(&a.hostname, addr))
+            .map_err(|e| Error::internal(format!("writing {}: {e}", a.hosts.display())))
     }
 
     /// Leaves and deletes the container's endpoints and its sandbox.
@@ -611,7 +676,10 @@ impl Networking {
         let ep = self
             .lock()
             .get_mut(id)
-            .and_then(|a| a.endpoints.remove(&n.config.name))
+            .and_then(|a| {
+                a.parked.retain(|(net, _, _)| *net != n.config.name);
+                a.endpoints.remove(&n.config.name)
+            })
             .ok_or_else(|| {
                 Error::conflict(format!(
                     "container {id} is not connected to network {}",
