@@ -285,6 +285,8 @@ fn published_port_serves_from_fake_host_and_inspect_shows_network() {
     ]);
     assert!(ip.starts_with("172.17."), "{ip}");
     assert!(ip.trim_end().ends_with(" bridge"), "{ip}");
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ps.contains("web 0.0.0.0:8080->80/tcp"), "{ps}");
     let ports = d.ok(&["port", "web"]);
     assert!(ports.contains("80/tcp -> 0.0.0.0:8080"), "{ports}");
     // The bridge and the table live in the fake host only.

@@ -781,7 +781,11 @@ impl Backend for LocalBackend {
         if let Some(n) = options.limit {
             list.truncate(n);
         }
-        Ok(list.into_iter().map(Self::summary).collect())
+        let mut list: Vec<ContainerSummary> = list.into_iter().map(Self::summary).collect();
+        if let Some(n) = self.inner.network.get() {
+            list.iter_mut().for_each(|c| n.summarize(c));
+        }
+        Ok(list)
     }
 
     async fn container_inspect(&self, id: &str) -> Result<ContainerInspectResponse> {

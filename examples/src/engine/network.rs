@@ -439,6 +439,38 @@ impl Networking {
         }
     }
 
+    /// The published ports and networks of a `docker ps` row.
+    pub fn summarize(&self, c: &mut libswarm::models::ContainerSummary) {
+        use libswarm::models::{ContainerSummaryNetworkSettings, Port, PortTypeEnum};
+        let Some(id) = c.id.clone() else { return };
+        let map = self.lock();
+        let Some(a) = map.get(&id) else { return };
+        let mut ports = Vec::new();
+        for ep in a.endpoints.values() {
+            for p in &ep.config.ports {
+                ports.push(Port {
+                    ip: Some(p.host_ip.map_or("0.0.0.0".into(), |i| i.to_string())),
+                    private_port: p.container_port,
+                    public_port: Some(p.host_port),
+                    typ: Some(match p.proto {
+                        Proto::Tcp => PortTypeEnum::TCP,
+                        Proto::Udp => PortTypeEnum::UDP,
+                        Proto::Sctp => PortTypeEnum::SCTP,
+                    }),
+                });
+            }
+        }
+        c.ports = Some(ports);
+        c.network_settings = Some(ContainerSummaryNetworkSettings {
+            networks: Some(
+                a.endpoints
+                    .iter()
+                    .map(|(n, ep)| (n.clone(), endpoint_settings(ep)))
+                    .collect(),
+            ),
+        });
+    }
+
     /// `NetworkSettings` for inspect.
     pub fn settings(&self, id: &str) -> Option<NetworkSettings> {
         let map = self.lock();
