@@ -224,6 +224,17 @@ fn exec_runs_in_the_container_with_exit_code_and_options() {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("got hello"), "{text:?} {:?}", out.stderr);
+        // The client's terminal size reaches the exec's pty.
+        let cmd = format!("stty rows 33 cols 101; {DOCKER} exec -it ex stty size");
+        let out = Command::new("/usr/bin/script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", d.dir.path().join("config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("33 101"), "{text:?}");
     }
     let out = d.docker(&["exec", "ex", "/no/such"]);
     assert_ne!(out.code, 0);

@@ -941,6 +941,7 @@ impl Backend for LocalBackend {
             running: false,
             exit_code: None,
             pid: 0,
+            pty: None,
         };
         self.inner.execs.lock().insert(exec_id.clone(), record);
         Ok(exec_id)
@@ -977,6 +978,10 @@ impl Backend for LocalBackend {
 
     async fn exec_inspect(&self, exec_id: &str) -> Result<ExecInspectResponse> {
         exec::inspect(&self.inner.execs, exec_id)
+    }
+
+    async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        exec::resize(&self.inner.execs, exec_id, height, width)
     }
 
     async fn image_list(&self, _options: ImageListOptions) -> Result<Vec<ImageSummary>> {

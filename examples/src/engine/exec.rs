@@ -38,6 +38,8 @@ pub struct ExecRecord {
     pub exit_code: Option<i64>,
     /// The helper's pid while running.
     pub pid: i64,
+    /// The pty's master while a `-t` exec runs (for resizes).
+    pub pty: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// The daemon's execs by id.
@@ -216,6 +218,13 @@ pub fn start(
     let mut master_reader = None;
     let mut master_writer = None;
     if let Some(m) = master {
+        let size = config.console_size.as_deref().unwrap_or_default();
+        if let [h, w] = size {
+            let _ = set_size(&m, *h, *w);
+        }
+        if let Some(e) = execs.lock().get_mut(exec_id) {
+            e.pty = m.try_clone().ok().map(std::sync::Arc::new);
+        }
         master_reader = m.try_clone().ok().map(|r| {
             Box::new(tokio::fs::File::from_std(r)) as Box<dyn tokio::io::AsyncRead + Send + Unpin>
         });
@@ -291,6 +300,7 @@ pub fn start(
             e.running = false;
             e.exit_code = Some(code);
             e.pid = 0;
+            e.pty = None;
         }
         drop(out_tx);
     });
@@ -325,6 +335,37 @@ fn pty_stdio(cmd: &mut tokio::process::Command) -> std::io::Result<std::fs::File
         });
     }
     Ok(std::fs::File::from(pty.master))
+}
+
+fn set_size(pty: &std::fs::File, height: i32, width: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize {
+        ws_row: u16::try_from(height).unwrap_or(0),
+        ws_col: u16::try_from(width).unwrap_or(0),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a valid winsize from the pointer; the fd is
+    // the open pty master.
+    if unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `POST /exec/{id}/resize`: the pty's new size (no pty: nothing to do).
+pub fn resize(execs: &Execs, exec_id: &str, height: u16, width: u16) -> libswarm::Result<()> {
+    let pty = execs
+        .lock()
+        .get(exec_id)
+        .ok_or_else(|| Error::not_found(format!("No such exec instance: {exec_id}")))?
+        .pty
+        .clone();
+    match pty {
+        Some(p) => set_size(&p, i32::from(height), i32::from(width))
+            .map_err(|e| Error::internal(format!("resizing the exec's tty: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// `GET /exec/{id}/json`.
