@@ -9,4 +9,5 @@ cargo build --release -q -p examples --bin berth-runtime --bin berth-bundle
 bundle=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
 target/release/berth-bundle "$bundle" -- /bin/sh -c 'echo "hello from $(hostname), pid $$"; uname -a'
-exec target/release/berth-runtime --root /run/berth/demo run --bundle "$bundle" "demo-$$"
+# Not exec: the EXIT trap must still remove the bundle.
+target/release/berth-runtime --root /run/berth/demo run --bundle "$bundle" "demo-$$"
