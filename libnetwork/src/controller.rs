@@ -600,7 +600,7 @@ impl Controller {
             return Err(Error::InUse(format!(
                 "endpoint {} is joined to sandbox {}",
                 ep.config.name,
-                &sb[..12]
+                crate::model::short_id(sb)
             )));
         }
         let net = st
@@ -881,7 +881,7 @@ impl Controller {
             return Err(Error::InUse(format!(
                 "endpoint {} is already joined to sandbox {}",
                 ep.config.name,
-                &other[..12]
+                crate::model::short_id(other)
             )));
         }
         let sb = st

@@ -196,7 +196,7 @@ pub struct NetworkInfo {
 impl NetworkInfo {
     /// The first 12 hex digits of the id.
     pub fn short_id(&self) -> &str {
-        &self.id[..12]
+        short_id(&self.id)
     }
 
     /// A driver option, if set.
@@ -328,7 +328,7 @@ pub struct EndpointInfo {
 impl EndpointInfo {
     /// The first 12 hex digits of the id.
     pub fn short_id(&self) -> &str {
-        &self.id[..12]
+        short_id(&self.id)
     }
 }
 
@@ -390,4 +390,21 @@ pub struct SandboxInfo {
     pub netns_path: PathBuf,
     /// Whether we created (and must remove) the namespace.
     pub owned_netns: bool,
+}
+
+/// The first 12 characters of an id (the whole id when it is shorter), as
+/// Docker shows ids. Ids can come from plugins and state files, so never
+/// slice them blindly.
+pub(crate) fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod short_id_tests {
+    #[test]
+    fn short_ids_never_panic() {
+        assert_eq!(super::short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(super::short_id("abc"), "abc");
+        assert_eq!(super::short_id(""), "");
+    }
 }

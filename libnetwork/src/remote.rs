@@ -594,7 +594,9 @@ impl Server {
                         });
                     }
                 }
-                let mut config = NetworkConfig::builder(&id[..12], self.driver()?.name()).build();
+                let mut config =
+                    NetworkConfig::builder(crate::model::short_id(&id), self.driver()?.name())
+                        .build();
                 config.options = options;
                 config.internal = opts
                     .get("com.docker.network.internal")

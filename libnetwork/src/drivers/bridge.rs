@@ -240,7 +240,7 @@ impl Driver for BridgeDriver {
                             .host_ip
                             .map(|h| h.to_string())
                             .unwrap_or_else(|| "0.0.0.0".into()),
-                        owner: owner[..12].to_string(),
+                        owner: crate::model::short_id(owner).to_string(),
                     });
                 }
             }
