@@ -711,10 +711,16 @@ impl Controller {
         let lo = nl::require_link(&netlink, "lo").await?;
         nl::link_up(&netlink, lo).await?;
         let resolver = if info.config.embedded_dns {
+            let upstreams = if info.config.dns_servers.is_empty() {
+                self.upstreams.clone()
+            } else {
+                let servers = info.config.dns_servers.iter();
+                servers.map(|ip| SocketAddr::new(*ip, 53)).collect()
+            };
             let r = Resolver::start(
                 &netns,
                 self.dns.clone(),
-                self.upstreams.clone(),
+                upstreams,
                 self.host.worker.clone(),
             )?;
             let path = self.resolv_conf_path(&info.id);

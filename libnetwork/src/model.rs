@@ -343,6 +343,10 @@ pub struct SandboxConfig {
     pub netns_path: Option<PathBuf>,
     /// Run the embedded DNS resolver (127.0.0.11) in the sandbox.
     pub embedded_dns: bool,
+    /// Upstream servers of the embedded resolver (`docker run --dns`);
+    /// empty: the controller's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<IpAddr>,
 }
 
 impl SandboxConfig {
@@ -360,6 +364,7 @@ impl SandboxConfig {
             hostname: None,
             netns_path: None,
             embedded_dns: true,
+            dns_servers: Vec::new(),
         }
     }
     /// Use an existing namespace (a bind mount or /proc/PID/ns/net).
@@ -375,6 +380,18 @@ impl SandboxConfig {
     /// Set the hostname.
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = Some(name.into());
+        self
+    }
+    /// Forward names the embedded resolver does not know to these
+    /// servers (port 53) instead of the controller's upstreams.
+    ///
+    /// ```
+    /// use libnetwork::SandboxConfig;
+    /// let sb = SandboxConfig::new("c1").dns_servers(vec!["9.9.9.9".parse().unwrap()]);
+    /// assert_eq!(sb.dns_servers.len(), 1);
+    /// ```
+    pub fn dns_servers(mut self, servers: Vec<IpAddr>) -> Self {
+        self.dns_servers = servers;
         self
     }
 }

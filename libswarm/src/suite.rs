@@ -143,25 +143,105 @@ pub fn busybox(cmd: &[&str]) -> ContainerCreateBody {
     }
 }
 
-/// Runs every check against `backend`; the first failure is returned.
-pub async fn run(backend: Arc<dyn Backend>) -> Result<(), SuiteFailure> {
+/// One part of the suite, so an engine still growing can run what it
+/// supports and see exactly which parts fail ([`run_each`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// ping, version, info.
+    System,
+    /// create, start, wait, logs, inspect and list of a short run.
+    Lifecycle,
+    /// Error kinds: missing container or image, duplicate name.
+    Errors,
+    /// start, stop, kill, restart and remove of a long run.
+    LongRunning,
+    /// top and stats of a running container.
+    TopStats,
+    /// attach with stdin (StdinOnce).
+    AttachStdin,
+    /// exec: output, exit code, errors.
+    Exec,
+    /// auto-remove and waiting for removal.
+    AutoRemove,
+    /// image list and inspect, missing images.
+    Images,
+    /// network create, connect, inspect, disconnect, remove.
+    Networks,
+    /// volume create, list, inspect, remove.
+    Volumes,
+    /// the event stream of a container.
+    Events,
+}
+
+impl Part {
+    /// Every part, in the order [`run`] runs them.
+    pub const ALL: [Part; 12] = [
+        Part::System,
+        Part::Lifecycle,
+        Part::Errors,
+        Part::LongRunning,
+        Part::TopStats,
+        Part::AttachStdin,
+        Part::Exec,
+        Part::AutoRemove,
+        Part::Images,
+        Part::Networks,
+        Part::Volumes,
+        Part::Events,
+    ];
+
+    async fn run(self, ctx: &Ctx) -> Check {
+        match self {
+            Part::System => system(ctx).await,
+            Part::Lifecycle => lifecycle(ctx).await,
+            Part::Errors => errors(ctx).await,
+            Part::LongRunning => long_running(ctx).await,
+            Part::TopStats => top_stats(ctx).await,
+            Part::AttachStdin => attach_stdin(ctx).await,
+            Part::Exec => exec(ctx).await,
+            Part::AutoRemove => auto_remove(ctx).await,
+            Part::Images => images(ctx).await,
+            Part::Networks => networks(ctx).await,
+            Part::Volumes => volumes(ctx).await,
+            Part::Events => events(ctx).await,
+        }
+    }
+}
+
+fn context(backend: Arc<dyn Backend>) -> Ctx {
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    let ctx = Ctx {
+    Ctx {
         b: backend,
         prefix: format!("suite{}x{n}", std::process::id()),
-    };
-    system(&ctx).await?;
-    lifecycle(&ctx).await?;
-    errors(&ctx).await?;
-    long_running(&ctx).await?;
-    attach_stdin(&ctx).await?;
-    exec(&ctx).await?;
-    auto_remove(&ctx).await?;
-    images(&ctx).await?;
-    networks(&ctx).await?;
-    volumes(&ctx).await?;
-    events(&ctx).await?;
+    }
+}
+
+/// Runs every check against `backend`; the first failure is returned.
+pub async fn run(backend: Arc<dyn Backend>) -> Result<(), SuiteFailure> {
+    run_parts(backend, &Part::ALL).await
+}
+
+/// Runs the given parts in order; the first failure is returned.
+pub async fn run_parts(backend: Arc<dyn Backend>, parts: &[Part]) -> Result<(), SuiteFailure> {
+    let ctx = context(backend);
+    for part in parts {
+        part.run(&ctx).await?;
+    }
     Ok(())
+}
+
+/// Runs the given parts in order, each whatever the others gave, and
+/// returns every outcome.
+pub async fn run_each(
+    backend: Arc<dyn Backend>,
+    parts: &[Part],
+) -> Vec<(Part, Result<(), SuiteFailure>)> {
+    let ctx = context(backend);
+    let mut out = Vec::new();
+    for part in parts {
+        out.push((*part, part.run(&ctx).await));
+    }
+    out
 }
 
 async fn system(ctx: &Ctx) -> Check {
@@ -335,15 +415,6 @@ async fn long_running(ctx: &Ctx) -> Check {
             running.iter().any(|c| c.id.as_deref() == Some(id.as_str())),
             "running container not listed"
         );
-        let top = ctx.b.container_top(&id, None).await.map_err(fail(C))?;
-        ensure!(
-            C,
-            top.processes.is_some_and(|p| !p.is_empty()),
-            "top shows no process"
-        );
-        let stats = ctx.b.container_stats(&id, false).await.map_err(fail(C))?;
-        let first = within(C, stats.into_future()).await?.0;
-        ensure!(C, matches!(first, Some(Ok(_))), "stats gave {first:?}");
         let e = ctx
             .b
             .container_remove(&id, ContainerRemoveOptions::default())
@@ -406,6 +477,27 @@ async fn long_running(ctx: &Ctx) -> Check {
             e.as_ref().map(|e| e.kind) == Some(ErrorKind::NotFound),
             "inspect removed: {e:?}"
         );
+        Ok(())
+    }
+    .await;
+    ctx.cleanup(&id).await;
+    result
+}
+
+async fn top_stats(ctx: &Ctx) -> Check {
+    const C: &str = "top/stats";
+    let id = ctx.create(C, "top", busybox(&["sleep", "1000"])).await?;
+    let result = async {
+        ctx.b.container_start(&id).await.map_err(fail(C))?;
+        let top = ctx.b.container_top(&id, None).await.map_err(fail(C))?;
+        ensure!(
+            C,
+            top.processes.is_some_and(|p| !p.is_empty()),
+            "top shows no process"
+        );
+        let stats = ctx.b.container_stats(&id, false).await.map_err(fail(C))?;
+        let first = within(C, stats.into_future()).await?.0;
+        ensure!(C, matches!(first, Some(Ok(_))), "stats gave {first:?}");
         Ok(())
     }
     .await;
