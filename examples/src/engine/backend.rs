@@ -26,12 +26,14 @@ use libswarm::{
 use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, watch};
 
+use super::events::{Events, Kind};
 use super::exec::{self, ExecRecord, Execs};
 use super::network::{self, Mode, NetSpec, Networking};
 use super::record::{split_lines, Lifecycle, Live, Record, Status};
 use super::shim::{ready_socket, ShimArgs, SHIM_ARG};
 use super::spec::{self, SpecInput};
 use super::volume::{self, Volumes};
+use super::{stats, top};
 use crate::images::{ImageError, ImageStore, ImportOptions, OverlayMount, Removed};
 
 /// Where berthd keeps things.
@@ -52,6 +54,7 @@ struct Inner {
     containers: Mutex<HashMap<String, Record>>,
     execs: Arc<Execs>,
     volumes: Arc<Volumes>,
+    events: Arc<Events>,
 }
 
 /// The local engine: images from [`ImageStore`], containers run by
@@ -109,7 +112,8 @@ impl LocalBackend {
         for d in [config.root.join("containers"), config.state_dir.clone()] {
             std::fs::create_dir_all(&d).map_err(io_err("creating state directory"))?;
         }
-        let volumes = Volumes::new(&config.root);
+        let events = Events::new();
+        let volumes = Volumes::new(&config.root, events.clone());
         Ok(LocalBackend {
             inner: Arc::new(Inner {
                 config,
@@ -118,6 +122,7 @@ impl LocalBackend {
                 containers: Mutex::new(HashMap::new()),
                 execs: Arc::default(),
                 volumes,
+                events,
             }),
         })
     }
@@ -200,6 +205,35 @@ impl LocalBackend {
                 tracing::warn!(%id, error = %e, "removing container at shutdown");
             }
         }
+    }
+
+    /// Publishes a container event (with its name and image).
+    fn container_event(&self, id: &str, action: &str, extra: &[(&str, &str)]) {
+        let Some((name, image)) = self
+            .lock()
+            .get(id)
+            .map(|r| (r.name.clone(), r.image_ref.clone()))
+        else {
+            return;
+        };
+        let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
+        attrs.extend_from_slice(extra);
+        self.inner
+            .events
+            .publish(Kind::Container, action, id, &attrs);
+    }
+
+    fn network_event(&self, net: &Network, action: &str, container: Option<&str>) {
+        let (name, driver) = (net.name.clone().unwrap_or_default(), net.driver.clone());
+        let mut attrs = vec![
+            ("name", name.as_str()),
+            ("type", driver.as_deref().unwrap_or("")),
+        ];
+        attrs.extend(container.map(|c| ("container", c)));
+        let id = net.id.clone().unwrap_or_default();
+        self.inner
+            .events
+            .publish(Kind::Network, action, &id, &attrs);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Record>> {
@@ -332,6 +366,8 @@ impl LocalBackend {
                 r.error.clear();
             }
         }
+        self.container_event(id, "start", &[]);
+        self.inner.volumes.publish_mounts(id, "mount");
         let pumps: Vec<_> = [
             stdout.map(|p| self.pump(id.to_string(), StreamKind::Stdout, p)),
             stderr.map(|p| self.pump(id.to_string(), StreamKind::Stderr, p)),
@@ -372,6 +408,8 @@ impl LocalBackend {
                 });
                 r.auto_remove()
             };
+            this.container_event(&id, "die", &[("exitCode", &code.to_string())]);
+            this.inner.volumes.publish_mounts(&id, "unmount");
             if auto_remove {
                 let opts = ContainerRemoveOptions {
                     force: true,
@@ -389,7 +427,9 @@ impl LocalBackend {
         let mut c = libcontainer::Container::load(&self.inner.config.state_dir, id)
             .map_err(|e| Error::conflict(format!("Container {id} is not running: {e}")))?;
         c.kill(sig)
-            .map_err(|e| Error::conflict(format!("Cannot kill container {id}: {e}")))
+            .map_err(|e| Error::conflict(format!("Cannot kill container {id}: {e}")))?;
+        self.container_event(id, "kill", &[("signal", &sig.to_string())]);
+        Ok(())
     }
 
     async fn wait_exit(&self, id: &str, timeout: Option<Duration>) -> bool {
@@ -432,10 +472,6 @@ impl LocalBackend {
     }
 }
 
-fn unsupported(what: &str) -> Error {
-    Error::not_implemented(what)
-}
-
 #[async_trait]
 impl Backend for LocalBackend {
     async fn ping(&self) -> Result<()> {
@@ -469,8 +505,8 @@ impl Backend for LocalBackend {
         })
     }
 
-    async fn events(&self, _options: EventsOptions) -> Result<BoxStream<Result<EventMessage>>> {
-        Err(unsupported("events"))
+    async fn events(&self, options: EventsOptions) -> Result<BoxStream<Result<EventMessage>>> {
+        Ok(self.inner.events.stream(options))
     }
 
     async fn container_create(
@@ -604,6 +640,7 @@ impl Backend for LocalBackend {
             stdin_rx,
         };
         self.lock().insert(id.clone(), record);
+        self.container_event(&id, "create", &[]);
         Ok(ContainerCreateResponse {
             id,
             warnings: Vec::new(),
@@ -668,6 +705,7 @@ impl Backend for LocalBackend {
             let _ = self.signal(&id, libc::SIGKILL);
             self.wait_exit(&id, None).await;
         }
+        self.container_event(&id, "stop", &[]);
         Ok(())
     }
 
@@ -743,6 +781,10 @@ impl Backend for LocalBackend {
             return Ok(());
         };
         self.inner.execs.lock().retain(|_, e| e.container != id);
+        let attrs = [("name", r.name.as_str()), ("image", r.image_ref.as_str())];
+        self.inner
+            .events
+            .publish(Kind::Container, "destroy", &id, &attrs);
         self.inner.volumes.detach(&id, options.volumes).await;
         self.release_network(&id).await;
         let dir = r.dir.clone();
@@ -912,18 +954,22 @@ impl Backend for LocalBackend {
 
     async fn container_stats(
         &self,
-        _id: &str,
-        _stream: bool,
+        id: &str,
+        stream: bool,
     ) -> Result<BoxStream<Result<ContainerStats>>> {
-        Err(unsupported("container stats"))
+        let (id, name) = {
+            let map = self.lock();
+            let id = self.resolve(&map, id)?;
+            let name = map[&id].name.clone();
+            (id, name)
+        };
+        let dir = self.inner.config.state_dir.clone();
+        Ok(stats::stream(dir, id, name, stream))
     }
 
-    async fn container_top(
-        &self,
-        _id: &str,
-        _ps_args: Option<&str>,
-    ) -> Result<ContainerTopResponse> {
-        Err(unsupported("container top"))
+    async fn container_top(&self, id: &str, ps_args: Option<&str>) -> Result<ContainerTopResponse> {
+        let id = self.id_of(id)?;
+        top::top(&self.inner.config.state_dir, &id, ps_args).await
     }
 
     async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String> {
@@ -943,7 +989,13 @@ impl Backend for LocalBackend {
             pid: 0,
             pty: None,
         };
+        let action = format!(
+            "exec_create: {}",
+            record.config.cmd.clone().unwrap_or_default().join(" ")
+        );
+        let cid = record.container.clone();
         self.inner.execs.lock().insert(exec_id.clone(), record);
+        self.container_event(&cid, &action, &[("execID", &exec_id)]);
         Ok(exec_id)
     }
 
@@ -967,13 +1019,19 @@ impl Backend for LocalBackend {
             .map(|r| r.dir.clone())
             .ok_or_else(|| Error::conflict(format!("Container {container} is not running")))?;
         let cfg = &self.inner.config;
-        exec::start(
+        let session = exec::start(
             self.inner.execs.clone(),
             &cfg.shim_program,
             &cfg.state_dir,
             &dir,
             exec_id,
-        )
+        )?;
+        let cmd = (self.inner.execs.lock().get(exec_id))
+            .and_then(|e| e.config.cmd.clone())
+            .unwrap_or_default();
+        let action = format!("exec_start: {}", cmd.join(" "));
+        self.container_event(&container, &action, &[("execID", exec_id)]);
+        Ok(session)
     }
 
     async fn exec_inspect(&self, exec_id: &str) -> Result<ExecInspectResponse> {
@@ -1019,6 +1077,17 @@ impl Backend for LocalBackend {
             .run_blocking(move |s| s.load(std::io::Cursor::new(data)))
             .await
             .map_err(image_err)?;
+        for l in &loaded {
+            let id = l.id.to_string();
+            let name = l
+                .names
+                .first()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| id.clone());
+            self.inner
+                .events
+                .publish(Kind::Image, "load", &id, &[("name", &name)]);
+        }
         Ok(loaded
             .iter()
             .flat_map(|l| {
@@ -1057,7 +1126,9 @@ impl Backend for LocalBackend {
             .run_blocking(move |s| s.import(std::io::Cursor::new(data), &opts))
             .await
             .map_err(image_err)?;
-        Ok(id.to_string())
+        let id = id.to_string();
+        self.inner.events.publish(Kind::Image, "import", &id, &[]);
+        Ok(id)
     }
 
     async fn image_remove(
@@ -1085,6 +1156,13 @@ impl Backend for LocalBackend {
             .run_blocking(move |s| s.remove(&name, force, &usage))
             .await
             .map_err(image_err)?;
+        for d in &done {
+            let (action, id) = match d {
+                Removed::Untagged(n) => ("untag", n.to_string()),
+                Removed::Deleted(id) => ("delete", id.to_string()),
+            };
+            self.inner.events.publish(Kind::Image, action, &id, &[]);
+        }
         Ok(done
             .into_iter()
             .map(|d| match d {
@@ -1101,7 +1179,15 @@ impl Backend for LocalBackend {
     }
 
     async fn network_create(&self, request: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
+        let (name, driver) = (
+            request.name.clone(),
+            request.driver.clone().unwrap_or_default(),
+        );
         let id = self.networking()?.create(request).await?;
+        let attrs = [("name", name.as_str()), ("type", driver.as_str())];
+        self.inner
+            .events
+            .publish(Kind::Network, "create", &id, &attrs);
         Ok(NetworkCreateResponse {
             id: Some(id),
             warning: Some(String::new()),
@@ -1117,7 +1203,10 @@ impl Backend for LocalBackend {
     }
 
     async fn network_remove(&self, id: &str) -> Result<()> {
-        self.networking()?.remove(id).await
+        let net = self.networking()?.inspect(id).await?;
+        self.networking()?.remove(id).await?;
+        self.network_event(&net, "destroy", None);
+        Ok(())
     }
 
     async fn network_connect(
@@ -1128,12 +1217,18 @@ impl Backend for LocalBackend {
     ) -> Result<()> {
         let id = self.id_of(container)?;
         let aliases = endpoint.and_then(|e| e.aliases).unwrap_or_default();
-        self.networking()?.connect(network, &id, &aliases).await
+        self.networking()?.connect(network, &id, &aliases).await?;
+        let net = self.networking()?.inspect(network).await?;
+        self.network_event(&net, "connect", Some(&id));
+        Ok(())
     }
 
     async fn network_disconnect(&self, network: &str, container: &str, _force: bool) -> Result<()> {
         let id = self.id_of(container)?;
-        self.networking()?.disconnect(network, &id).await
+        let net = self.networking()?.inspect(network).await?;
+        self.networking()?.disconnect(network, &id).await?;
+        self.network_event(&net, "disconnect", Some(&id));
+        Ok(())
     }
 
     async fn volume_create(&self, options: VolumeCreateOptions) -> Result<Volume> {

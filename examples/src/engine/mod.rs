@@ -11,11 +11,15 @@
 //! - [`LocalBackend`]: the `Backend`, served by `libswarm::dockerserver`
 
 mod backend;
+pub mod events;
 pub mod exec;
 pub mod network;
 mod record;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
+pub mod stats;
+pub mod top;
 pub mod volume;
 
 pub use backend::{EngineConfig, LocalBackend};

@@ -8,6 +8,7 @@ use libswarm::ContainerCreateBody;
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
+use super::seccomp::{self, SeccompError};
 use crate::images::ImageRuntimeConfig;
 
 /// Docker's default capability set.
@@ -26,56 +27,6 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_SYS_CHROOT",
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
-];
-
-/// Syscalls Docker's default seccomp profile leaves out of its allowlist
-/// (kernel modules, keyrings, namespaces, clocks, tracing, reboot …):
-/// berthd's default profile denies these with EPERM and allows the rest,
-/// a deny-list approximation of Docker's profile.
-pub const DENIED_SYSCALLS: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "get_kernel_syms",
-    "get_mempolicy",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mbind",
-    "move_pages",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "perf_event_open",
-    "pivot_root",
-    "process_vm_readv",
-    "process_vm_writev",
-    "ptrace",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "set_mempolicy",
-    "setns",
-    "settimeofday",
-    "swapon",
-    "swapoff",
-    "sysfs",
-    "umount2",
-    "unshare",
-    "uselib",
-    "userfaultfd",
-    "ustat",
 ];
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -100,6 +51,9 @@ pub enum SpecError {
         /// The path given.
         path: String,
     },
+    /// A bad `--security-opt seccomp=…` profile.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// The assembled spec did not parse (a bug in this module).
     #[error("building the OCI spec: {0}")]
     Build(String),
@@ -167,9 +121,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let no_new_privs = opts
         .iter()
         .any(|o| *o == "no-new-privileges" || *o == "no-new-privileges:true");
-    let unconfined = opts
-        .iter()
-        .any(|o| *o == "seccomp=unconfined" || *o == "seccomp:unconfined");
+    let seccomp_opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+    let seccomp = seccomp::for_container(&seccomp::choice(&seccomp_opts), &caps)?;
 
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -204,16 +157,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             ],
         },
     });
-    if !unconfined {
-        spec["linux"]["seccomp"] = json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-            "syscalls": [{
-                "names": DENIED_SYSCALLS,
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": libc::EPERM,
-            }],
-        });
+    if let Some(profile) = seccomp {
+        spec["linux"]["seccomp"] = profile;
     }
     if let Some(tmpfs) = &host.tmpfs {
         let mounts = spec["mounts"].as_array_mut().ok_or(SpecError::NoCommand)?;
@@ -401,9 +346,15 @@ mod tests {
         assert_eq!(v["hostname"], "0123456789ab");
         assert_eq!(v["root"]["readonly"], true);
         assert_eq!(v["process"]["noNewPrivileges"], true);
-        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
-        let denied = &v["linux"]["seccomp"]["syscalls"][0]["names"];
-        assert!(denied.as_array().unwrap().contains(&json!("unshare")));
+        // Docker's default profile: an allowlist; CAP_SYS_ADMIN allows unshare.
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let allowed: Vec<&Value> = v["linux"]["seccomp"]["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["names"].as_array().unwrap())
+            .collect();
+        assert!(allowed.contains(&&json!("unshare")));
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 20);

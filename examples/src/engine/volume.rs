@@ -20,6 +20,8 @@ use libvolume::{
 use oci_spec::runtime::Mount;
 use tokio::sync::OnceCell;
 
+use super::events::{Events, Kind};
+
 /// The label Docker puts on anonymous volumes.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
@@ -108,6 +110,7 @@ pub struct Volumes {
     service: OnceCell<VolumeService>,
     held: Mutex<HashMap<String, Vec<Held>>>,
     points: Mutex<HashMap<String, Vec<MountPoint>>>,
+    events: Arc<Events>,
 }
 
 fn vol_err(e: libvolume::Error) -> Error {
@@ -144,14 +147,48 @@ fn api(v: Volume) -> ApiVolume {
 }
 
 impl Volumes {
-    /// Volumes under `root` (`volumes/`, `volume-state/`).
-    pub fn new(root: &Path) -> Arc<Volumes> {
+    /// Volumes under `root` (`volumes/`, `volume-state/`), publishing
+    /// their events on `events`.
+    pub fn new(root: &Path, events: Arc<Events>) -> Arc<Volumes> {
         Arc::new(Volumes {
             root: root.to_path_buf(),
             service: OnceCell::new(),
             held: Mutex::new(HashMap::new()),
             points: Mutex::new(HashMap::new()),
+            events,
         })
+    }
+
+    fn created(&self, v: &Volume) {
+        self.events
+            .publish(Kind::Volume, "create", &v.name, &[("driver", &v.driver)]);
+    }
+
+    fn destroyed(&self, name: &str) {
+        self.events.publish(Kind::Volume, "destroy", name, &[]);
+    }
+
+    /// Publishes `mount` (at start) or `unmount` (at exit) for each volume
+    /// the container holds, as Docker does.
+    pub fn publish_mounts(&self, container: &str, action: &str) {
+        for p in self.mount_points(container) {
+            let (Some(name), Some(dst)) = (&p.name, &p.destination) else {
+                continue;
+            };
+            let rw = p.rw.unwrap_or(true).to_string();
+            let driver = p.driver.clone().unwrap_or_default();
+            self.events.publish(
+                Kind::Volume,
+                action,
+                name,
+                &[
+                    ("container", container),
+                    ("destination", dst),
+                    ("driver", &driver),
+                    ("read/write", &rw),
+                ],
+            );
+        }
     }
 
     async fn service(&self) -> Result<&VolumeService, Error> {
@@ -191,7 +228,9 @@ impl Volumes {
         for (k, v) in o.labels.unwrap_or_default() {
             req = req.label(k, v);
         }
-        Ok(api(s.create(req).await.map_err(vol_err)?))
+        let v = s.create(req).await.map_err(vol_err)?;
+        self.created(&v);
+        Ok(api(v))
     }
 
     /// `docker volume ls` (`name`, `driver`, `label`, `dangling` filters).
@@ -243,7 +282,9 @@ impl Volumes {
                 users.join(", ")
             )));
         }
-        s.remove(name, force).await.map_err(vol_err)
+        s.remove(name, force).await.map_err(vol_err)?;
+        self.destroyed(name);
+        Ok(())
     }
 
     /// Mounts a container's volumes (`binds`, then `anonymous` paths not
@@ -349,6 +390,7 @@ impl Volumes {
                                     .create(CreateVolume::named(n.clone()))
                                     .await
                                     .map_err(|e| create_err(n, e))?;
+                                self.created(&v);
                                 (v.name, true)
                             }
                             Err(e) => return Err(vol_err(e)),
@@ -358,6 +400,7 @@ impl Volumes {
                                 .create(CreateVolume::anonymous().label(ANONYMOUS_LABEL, ""))
                                 .await
                                 .map_err(vol_err)?;
+                            self.created(&v);
                             (v.name, true)
                         }
                     };
@@ -401,8 +444,8 @@ impl Volumes {
         let Ok(s) = self.service().await else { return };
         for (h, created) in done.iter().rev() {
             let _ = s.unmount(&h.name, container).await;
-            if *created {
-                let _ = s.remove(&h.name, true).await;
+            if *created && s.remove(&h.name, true).await.is_ok() {
+                self.destroyed(&h.name);
             }
         }
     }
@@ -429,8 +472,11 @@ impl Volumes {
                 tracing::warn!(volume = %h.name, error = %e, "unmounting volume");
             }
             if h.anonymous && remove_anonymous {
-                if let Err(e) = s.remove(&h.name, false).await {
-                    tracing::warn!(volume = %h.name, error = %e, "removing anonymous volume");
+                match s.remove(&h.name, false).await {
+                    Ok(()) => self.destroyed(&h.name),
+                    Err(e) => {
+                        tracing::warn!(volume = %h.name, error = %e, "removing anonymous volume")
+                    }
                 }
             }
         }
