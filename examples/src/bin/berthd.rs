@@ -7,9 +7,12 @@
 //! ```
 //!
 //! Serves `examples::engine::LocalBackend` through libswarm's dockerserver.
-//! Prints `listening on ADDR`, runs until SIGINT or SIGTERM, then kills
-//! and removes its containers (they do not survive a restart yet).
-//! `berthd shim …` is the per-container monitor berthd starts itself.
+//! Prints `listening on ADDR` and runs until SIGINT or SIGTERM. Containers
+//! run under per-container monitors (`berthd shim …`, berthd re-executed)
+//! that outlive berthd: when it stops (or dies) they keep running, and the
+//! next berthd with the same `--root` attaches to them again (like
+//! dockerd's `--live-restore`); `--stop-containers-on-exit` stops them
+//! instead (dockerd's default).
 
 use std::sync::Arc;
 
@@ -39,6 +42,10 @@ struct Args {
     /// and berthd creates no bridge or firewall rules anywhere.
     #[arg(long)]
     network_host_netns: Option<std::path::PathBuf>,
+    /// Stop the running containers when berthd exits (SIGTERM, then
+    /// SIGKILL after their stop timeout) instead of leaving them running.
+    #[arg(long)]
+    stop_containers_on_exit: bool,
     /// tracing filter; also RUST_LOG.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -48,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.get(1).and_then(|a| a.to_str()) == Some(shim::SHIM_ARG) {
         let Some(a) = ShimArgs::parse(&argv[2..]) else {
-            anyhow::bail!("usage: berthd shim STATE_ROOT ID BUNDLE READY_SOCKET");
+            anyhow::bail!("usage: berthd shim STATE_ROOT ID BUNDLE READY_SOCKET SOCKET stdin|-");
         };
         std::process::exit(shim::run(&a));
     }
@@ -91,6 +98,8 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
             .enable_networking(net)
             .context("--network-host-netns")?;
     }
+    // Containers of an earlier berthd: attach again, take exits, restart.
+    engine.restore().await;
     let server = serve(Arc::new(engine.clone()), &addr)
         .await
         .context("--host")?;
@@ -101,7 +110,7 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    engine.shutdown().await;
+    engine.shutdown(args.stop_containers_on_exit).await;
     // Attached clients may hold connections open; do not wait for them.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server.shutdown()).await;
     Ok(())

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,18 +22,18 @@ use libswarm::{
     LogsOptions, NetworkListOptions, OutputChunk, Result, StreamKind, VolumeListOptions,
     WaitCondition, WaitHandle,
 };
-use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, watch};
 
 use super::events::{Events, Kind};
 use super::exec::{self, ExecRecord, Execs};
 use super::network::{self, Mode, NetSpec, Networking};
-use super::record::{split_lines, Lifecycle, Live, Record, Status};
-use super::shim::{ready_socket, ShimArgs, SHIM_ARG};
+use super::record::{Lifecycle, Live, Record, Status};
 use super::spec::{self, SpecInput};
 use super::volume::{self, Volumes};
 use super::{stats, top};
 use crate::images::{ImageError, ImageStore, ImportOptions, OverlayMount, Removed};
+
+mod lifecycle;
 
 /// Where berthd keeps things.
 #[derive(Debug, Clone)]
@@ -192,21 +191,6 @@ impl LocalBackend {
         }
     }
 
-    /// Kills and removes every container (berthd does not keep containers
-    /// across restarts yet, so it leaves nothing behind when it stops).
-    pub async fn shutdown(&self) {
-        let ids: Vec<String> = self.lock().keys().cloned().collect();
-        for id in ids {
-            let opts = ContainerRemoveOptions {
-                force: true,
-                volumes: true,
-            };
-            if let Err(e) = self.container_remove(&id, opts).await {
-                tracing::warn!(%id, error = %e, "removing container at shutdown");
-            }
-        }
-    }
-
     /// Publishes a container event (with its name and image).
     fn container_event(&self, id: &str, action: &str, extra: &[(&str, &str)]) {
         let Some((name, image)) = self
@@ -264,163 +248,6 @@ impl LocalBackend {
     fn id_of(&self, key: &str) -> Result<String> {
         let map = self.lock();
         self.resolve(&map, key)
-    }
-
-    /// Reads one pipe into the record until EOF.
-    fn pump(
-        &self,
-        id: String,
-        stream: StreamKind,
-        mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    ) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match pipe.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let lines = split_lines(stream, &buf[..n]);
-                        if let Some(r) = this.lock().get_mut(&id) {
-                            r.push_output(lines);
-                        }
-                    }
-                }
-            }
-        })
-    }
-
-    async fn spawn_shim(&self, id: &str, dir: &Path) -> Result<()> {
-        let ready = ready_socket(&self.inner.config.state_dir, id);
-        let _ = std::fs::remove_file(&ready);
-        let listener =
-            tokio::net::UnixListener::bind(&ready).map_err(io_err("binding the ready socket"))?;
-        let args = ShimArgs {
-            state_root: self.inner.config.state_dir.clone(),
-            id: id.to_string(),
-            bundle: dir.to_path_buf(),
-            ready: ready.clone(),
-        };
-        let stdin_rx = self.lock().get_mut(id).and_then(|r| r.stdin_rx.take());
-        let mut child = tokio::process::Command::new(&self.inner.config.shim_program)
-            .arg(SHIM_ARG)
-            .args(args.to_args())
-            .stdin(if stdin_rx.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(io_err("starting the container shim"))?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        if let (Some(mut rx), Some(mut pipe)) = (stdin_rx, child.stdin.take()) {
-            // Closing the attach's sender closes the container's stdin.
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                while let Some(data) = rx.recv().await {
-                    if pipe.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let report = tokio::select! {
-            conn = listener.accept() => {
-                let mut line = String::new();
-                if let Ok((mut s, _)) = conn {
-                    let _ = s.read_to_string(&mut line).await;
-                }
-                line
-            }
-            _ = child.wait() => String::new(),
-        };
-        drop(listener);
-        let _ = std::fs::remove_file(&ready);
-        let report = report.trim();
-        let pid = match report.strip_prefix("ok ") {
-            Some(pid) => pid.parse::<i64>().unwrap_or(0),
-            None => {
-                let _ = child.kill().await;
-                let msg = report.strip_prefix("err ").unwrap_or("the shim exited");
-                let mut map = self.lock();
-                if let Some(r) = map.get_mut(id) {
-                    r.status = Status::Created;
-                    r.error = msg.to_string();
-                    r.exit_code = 127;
-                }
-                return Err(Error::bad_request(format!(
-                    "failed to create task for container: OCI runtime create failed: {msg}"
-                )));
-            }
-        };
-        {
-            let mut map = self.lock();
-            if let Some(r) = map.get_mut(id) {
-                r.status = Status::Running;
-                r.pid = pid;
-                r.started = now_nanos();
-                r.error.clear();
-            }
-        }
-        self.container_event(id, "start", &[]);
-        self.inner.volumes.publish_mounts(id, "mount");
-        let pumps: Vec<_> = [
-            stdout.map(|p| self.pump(id.to_string(), StreamKind::Stdout, p)),
-            stderr.map(|p| self.pump(id.to_string(), StreamKind::Stderr, p)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let this = self.clone();
-        let id = id.to_string();
-        tokio::spawn(async move {
-            let code = match child.wait().await {
-                Ok(s) => s
-                    .code()
-                    .map(i64::from)
-                    .or_else(|| {
-                        std::os::unix::process::ExitStatusExt::signal(&s).map(|n| 128 + n as i64)
-                    })
-                    .unwrap_or(255),
-                Err(_) => 255,
-            };
-            for p in pumps {
-                let _ = p.await;
-            }
-            if let Some(n) = this.inner.network.get() {
-                n.park(&id).await;
-            }
-            let auto_remove = {
-                let mut map = this.lock();
-                let Some(r) = map.get_mut(&id) else { return };
-                r.status = Status::Exited;
-                r.exit_code = code;
-                r.pid = 0;
-                r.finished = now_nanos();
-                let _ = r.live.send(Live::End);
-                r.life.send_modify(|l| {
-                    l.exits += 1;
-                    l.exit_code = code;
-                });
-                r.auto_remove()
-            };
-            this.container_event(&id, "die", &[("exitCode", &code.to_string())]);
-            this.inner.volumes.publish_mounts(&id, "unmount");
-            if auto_remove {
-                let opts = ContainerRemoveOptions {
-                    force: true,
-                    volumes: true,
-                };
-                if let Err(e) = this.container_remove(&id, opts).await {
-                    tracing::warn!(%id, error = %e, "auto-removing container");
-                }
-            }
-        });
-        Ok(())
     }
 
     fn signal(&self, id: &str, sig: i32) -> Result<()> {
@@ -520,6 +347,7 @@ impl Backend for LocalBackend {
             .clone()
             .filter(|i| !i.is_empty())
             .ok_or_else(|| Error::bad_request("no image given (Image)"))?;
+        lifecycle::check_restart_policy(&body)?;
         if let Some(n) = name {
             if !valid_name(n) {
                 return Err(Error::bad_request(format!(
@@ -605,11 +433,6 @@ impl Backend for LocalBackend {
             return Err(e);
         }
         let _kept = mount.keep();
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("container.log"))
-            .ok();
         let args = spec::command_line(&body, &image_cfg);
         let (stdin_tx, stdin_rx) = if body.config.open_stdin.unwrap_or(false) {
             let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -633,12 +456,17 @@ impl Backend for LocalBackend {
             started: 0,
             finished: 0,
             logs: Vec::new(),
-            log_file,
+            log_bytes: 0,
+            restart_count: 0,
+            manually_stopped: false,
+            restarting: false,
+            no_restart: false,
             live: broadcast::channel(1024).0,
             life: watch::channel(Lifecycle::default()).0,
             stdin_tx,
             stdin_rx,
         };
+        record.save();
         self.lock().insert(id.clone(), record);
         self.container_event(&id, "create", &[]);
         Ok(ContainerCreateResponse {
@@ -648,50 +476,21 @@ impl Backend for LocalBackend {
     }
 
     async fn container_start(&self, id: &str) -> Result<()> {
-        let (id, dir) = {
+        let id = {
             let mut map = self.lock();
             let id = self.resolve(&map, id)?;
-            let r = map
-                .get_mut(&id)
-                .ok_or_else(|| Error::not_found(format!("No such container: {id}")))?;
-            if matches!(r.status, Status::Running | Status::Starting) {
-                return Err(Error::not_modified("container already started"));
+            // A start by the user lifts a `docker stop` (restart policies).
+            if let Some(r) = map.get_mut(&id) {
+                r.manually_stopped = false;
             }
-            r.status = Status::Starting;
-            (id, r.dir.clone())
+            id
         };
-        let started = match self.inner.network.get() {
-            Some(n) => match n.unpark(&id).await {
-                Ok(()) => self.spawn_shim(&id, &dir).await,
-                Err(e) => Err(e),
-            },
-            None => self.spawn_shim(&id, &dir).await,
-        };
-        if let Err(e) = &started {
-            let auto_remove = match self.lock().get_mut(&id) {
-                Some(r) => {
-                    if r.status == Status::Starting {
-                        r.status = Status::Created;
-                    }
-                    r.error = e.message.clone();
-                    r.exit_code = 127;
-                    // Attached clients (docker run) must not hang.
-                    let _ = r.live.send(Live::End);
-                    r.auto_remove()
-                }
-                None => false,
-            };
-            if auto_remove {
-                let _ = self
-                    .container_remove(&id, ContainerRemoveOptions::default())
-                    .await;
-            }
-        }
-        started
+        self.run_container(&id).await
     }
 
     async fn container_stop(&self, id: &str, timeout: Option<i64>) -> Result<()> {
         let id = self.id_of(id)?;
+        self.mark_stopped(&id);
         let running = matches!(
             self.lock().get(&id).map(|r| r.status),
             Some(Status::Running)
@@ -726,6 +525,7 @@ impl Backend for LocalBackend {
                 "Cannot kill container: {id}: Container {id} is not running"
             )));
         }
+        self.mark_stopped(&id);
         self.signal(&id, sig)
     }
 
@@ -852,7 +652,7 @@ impl Backend for LocalBackend {
                 status: Some(r.status.as_enum()),
                 running: Some(r.status == Status::Running),
                 paused: Some(false),
-                restarting: Some(false),
+                restarting: Some(r.restarting),
                 oom_killed: Some(false),
                 dead: Some(false),
                 pid: Some(r.pid),
@@ -864,7 +664,7 @@ impl Backend for LocalBackend {
             }),
             image: Some(r.image_id.clone()),
             name: Some(format!("/{}", r.name)),
-            restart_count: Some(0),
+            restart_count: Some(r.restart_count as i64),
             driver: Some("overlay".into()),
             platform: Some("linux".into()),
             network_settings: self.inner.network.get().and_then(|n| n.settings(&id)),
@@ -1249,7 +1049,7 @@ impl Backend for LocalBackend {
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time (`2026-11-22T12:36:57Z`).
-fn unix_seconds(t: &str) -> Option<i64> {
+pub(super) fn unix_seconds(t: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);

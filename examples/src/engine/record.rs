@@ -1,14 +1,15 @@
 //! One container as the daemon keeps it: config, status, logs, and the
-//! channels that attach, logs -f and wait listen on.
+//! channels that attach, logs -f and wait listen on; and its persistent
+//! part (`record.json` in the container directory), which berthd reloads
+//! when it starts again.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use libswarm::models::{ContainerStateStatusEnum, ContainerWaitResponse};
-use libswarm::util::{now_nanos, rfc3339};
+use libswarm::util::rfc3339;
 use libswarm::{ContainerCreateBody, OutputChunk, StreamKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 /// Run status.
@@ -93,10 +94,12 @@ impl LogLine {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct JsonLine<'a> {
-    log: &'a str,
-    stream: &'a str,
+    #[serde(borrow)]
+    log: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
     time: String,
 }
 
@@ -107,16 +110,49 @@ pub fn json_line(l: &LogLine) -> String {
         _ => "stdout",
     };
     let line = JsonLine {
-        log: &String::from_utf8_lossy(&l.data),
-        stream,
+        log: String::from_utf8_lossy(&l.data),
+        stream: stream.into(),
         time: rfc3339(l.time),
     };
     serde_json::to_string(&line).unwrap_or_default()
 }
 
-/// Splits a read into lines (keeping the newlines), as json-file does.
-pub fn split_lines(stream: StreamKind, data: &[u8]) -> Vec<LogLine> {
-    let time = now_nanos();
+/// Parses json-file log lines (as the shim wrote them); bad lines are
+/// skipped.
+pub fn parse_log(data: &[u8]) -> Vec<LogLine> {
+    data.split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let j: JsonLine = serde_json::from_slice(line).ok()?;
+            Some(LogLine {
+                stream: if j.stream == "stderr" {
+                    StreamKind::Stderr
+                } else {
+                    StreamKind::Stdout
+                },
+                time: rfc3339_nanos(&j.time)?,
+                data: Bytes::from(j.log.into_owned()),
+            })
+        })
+        .collect()
+}
+
+/// UNIX nanoseconds of an RFC 3339 UTC time with optional fraction.
+pub fn rfc3339_nanos(t: &str) -> Option<i64> {
+    let secs = super::backend::unix_seconds(t)?;
+    let frac = match t.get(19..)?.strip_prefix('.') {
+        Some(rest) => {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let padded = format!("{digits:0<9}");
+            padded.get(..9)?.parse::<i64>().ok()?
+        }
+        None => 0,
+    };
+    Some(secs * 1_000_000_000 + frac)
+}
+
+/// Splits a read made at `time` into lines (keeping the newlines), as
+/// json-file does.
+pub fn split_lines_at(stream: StreamKind, data: &[u8], time: i64) -> Vec<LogLine> {
     data.split_inclusive(|b| *b == b'\n')
         .map(|part| LogLine {
             stream,
@@ -156,10 +192,18 @@ pub struct Record {
     pub started: i64,
     /// When it last stopped.
     pub finished: i64,
-    /// Log so far.
+    /// Log so far (the shim writes the file; this is its parsed copy).
     pub logs: Vec<LogLine>,
-    /// The log file.
-    pub log_file: Option<std::fs::File>,
+    /// How much of the log file `logs` holds.
+    pub log_bytes: u64,
+    /// Restarts by the restart policy so far.
+    pub restart_count: u64,
+    /// Stopped by `docker stop`/`kill`: no restart policy applies.
+    pub manually_stopped: bool,
+    /// Waiting out the restart delay.
+    pub restarting: bool,
+    /// berthd is stopping it at its exit: no restart now.
+    pub no_restart: bool,
     /// Live output.
     pub live: broadcast::Sender<Live>,
     /// The stdin writer an attach takes (`-i`; one attach, as StdinOnce).
@@ -170,15 +214,197 @@ pub struct Record {
     pub life: watch::Sender<Lifecycle>,
 }
 
+/// The persistent part of a [`Record`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    /// Full id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The image as asked for.
+    pub image_ref: String,
+    /// The image id.
+    pub image_id: String,
+    /// The create request.
+    pub body: ContainerCreateBody,
+    /// Process arguments.
+    pub args: Vec<String>,
+    /// A shim was running it when this was written.
+    pub running: bool,
+    /// Ever started.
+    pub started_once: bool,
+    /// The shim's container pid.
+    pub pid: i64,
+    /// Last exit code.
+    pub exit_code: i64,
+    /// Why the last start failed.
+    pub error: String,
+    /// Created (UNIX nanoseconds).
+    pub created: i64,
+    /// Last started.
+    pub started: i64,
+    /// Last finished.
+    pub finished: i64,
+    /// Restarts so far.
+    pub restart_count: u64,
+    /// Stopped by the user.
+    pub manually_stopped: bool,
+}
+
+/// The record file of a container directory.
+pub fn record_file(dir: &Path) -> PathBuf {
+    dir.join("record.json")
+}
+
+impl Stored {
+    /// Reads `record.json` from a container directory.
+    pub fn load(dir: &Path) -> std::io::Result<Stored> {
+        let data = std::fs::read(record_file(dir))?;
+        serde_json::from_slice(&data).map_err(std::io::Error::other)
+    }
+
+    /// The in-memory record (created or exited; the caller attaches a
+    /// running one to its shim).
+    pub fn into_record(self, dir: PathBuf) -> Record {
+        let status = if self.started_once {
+            Status::Exited
+        } else {
+            Status::Created
+        };
+        Record {
+            id: self.id,
+            name: self.name,
+            image_ref: self.image_ref,
+            image_id: self.image_id,
+            body: self.body,
+            args: self.args,
+            dir,
+            status,
+            pid: 0,
+            exit_code: self.exit_code,
+            error: self.error,
+            created: self.created,
+            started: self.started,
+            finished: self.finished,
+            logs: Vec::new(),
+            log_bytes: 0,
+            restart_count: self.restart_count,
+            manually_stopped: self.manually_stopped,
+            restarting: false,
+            no_restart: false,
+            live: broadcast::channel(1024).0,
+            stdin_tx: None,
+            stdin_rx: None,
+            life: watch::channel(Lifecycle {
+                exit_code: self.exit_code,
+                ..Lifecycle::default()
+            })
+            .0,
+        }
+    }
+}
+
 impl Record {
-    /// Appends output: memory, log file and live listeners.
-    pub fn push_output(&mut self, lines: Vec<LogLine>) {
+    /// Appends output read at `end` bytes of the log file: memory and live
+    /// listeners (the shim wrote the file).
+    pub fn push_output(&mut self, lines: Vec<LogLine>, end: u64) {
         for l in lines {
-            if let Some(f) = self.log_file.as_mut() {
-                let _ = writeln!(f, "{}", json_line(&l));
-            }
             let _ = self.live.send(Live::Chunk(l.clone()));
             self.logs.push(l);
+        }
+        self.log_bytes = self.log_bytes.max(end);
+    }
+
+    /// Reads the log file from what `logs` holds up to `end` (output the
+    /// shim logged while nobody listened) into `logs` and live listeners.
+    pub fn catch_up_log(&mut self, end: u64) {
+        use std::io::{Read, Seek, SeekFrom};
+        if end <= self.log_bytes {
+            return;
+        }
+        let Ok(mut f) = std::fs::File::open(super::monitor::log_file(&self.dir)) else {
+            return;
+        };
+        let mut data = Vec::new();
+        let read = f
+            .seek(SeekFrom::Start(self.log_bytes))
+            .and_then(|_| f.take(end - self.log_bytes).read_to_end(&mut data));
+        if read.is_ok() {
+            // Attached clients wait for this output too (a short run can
+            // end before berthd subscribes to the shim).
+            self.push_output(parse_log(&data), end);
+        }
+    }
+
+    /// The persistent part.
+    pub fn stored(&self) -> Stored {
+        Stored {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            image_ref: self.image_ref.clone(),
+            image_id: self.image_id.clone(),
+            body: self.body.clone(),
+            args: self.args.clone(),
+            running: matches!(self.status, Status::Running),
+            started_once: self.started != 0 || self.status == Status::Exited,
+            pid: self.pid,
+            exit_code: self.exit_code,
+            error: self.error.clone(),
+            created: self.created,
+            started: self.started,
+            finished: self.finished,
+            restart_count: self.restart_count,
+            manually_stopped: self.manually_stopped,
+        }
+    }
+
+    /// Writes `record.json` (a temp file renamed over it).
+    pub fn save(&self) {
+        let dir = &self.dir;
+        let tmp = dir.join(".record.json.tmp");
+        let written = serde_json::to_vec(&self.stored())
+            .map_err(std::io::Error::other)
+            .and_then(|j| std::fs::write(&tmp, j))
+            .and_then(|()| std::fs::rename(&tmp, record_file(dir)));
+        if let Err(e) = written {
+            tracing::warn!(id = %self.id, error = %e, "saving the container record");
+        }
+    }
+
+    /// The restart policy's delay before the next restart after an exit
+    /// with `code`, or `None` when it does not restart. Docker's backoff:
+    /// 100 ms doubling per restart, at most a minute.
+    pub fn restart_delay(&self, code: i64) -> Option<std::time::Duration> {
+        use libswarm::models::RestartPolicyNameEnum as P;
+        if self.manually_stopped || self.no_restart || self.auto_remove() {
+            return None;
+        }
+        let policy = self.body.host_config.as_ref()?.restart_policy.as_ref()?;
+        let again = match policy.name? {
+            P::ALWAYS | P::UNLESS_STOPPED => true,
+            P::ON_FAILURE => {
+                let max = policy.maximum_retry_count.unwrap_or(0);
+                code != 0 && (max <= 0 || self.restart_count < max as u64)
+            }
+            P::NO | P::EMPTY => false,
+        };
+        let ms = 100u64
+            .saturating_mul(1 << self.restart_count.min(10))
+            .min(60_000);
+        again.then(|| std::time::Duration::from_millis(ms))
+    }
+
+    /// Does the container start again when berthd starts? (`always`, and
+    /// `unless-stopped` when not stopped by the user.)
+    pub fn starts_with_daemon(&self) -> bool {
+        use libswarm::models::RestartPolicyNameEnum as P;
+        let name = (self.body.host_config.as_ref())
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|p| p.name);
+        match name {
+            Some(P::ALWAYS) => true,
+            Some(P::UNLESS_STOPPED) => !self.manually_stopped,
+            _ => false,
         }
     }
 
@@ -196,6 +422,7 @@ impl Record {
         match self.status {
             Status::Created => "Created".into(),
             Status::Starting | Status::Running => "Up".into(),
+            Status::Exited if self.restarting => format!("Restarting ({})", self.exit_code),
             Status::Exited => format!("Exited ({})", self.exit_code),
         }
     }
@@ -204,10 +431,11 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libswarm::util::now_nanos;
 
     #[test]
     fn lines_split_and_render_as_json_file() {
-        let lines = split_lines(StreamKind::Stdout, b"a\nb\nc");
+        let lines = split_lines_at(StreamKind::Stdout, b"a\nb\nc", now_nanos());
         assert_eq!(lines.len(), 3);
         assert_eq!(&lines[0].data[..], b"a\n");
         assert_eq!(&lines[2].data[..], b"c");
@@ -217,5 +445,80 @@ mod tests {
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
         let ts = lines[1].chunk(true);
         assert!(ts.data.ends_with(b"Z b\n"));
+    }
+
+    #[test]
+    fn log_file_lines_parse_back() {
+        let lines = split_lines_at(StreamKind::Stderr, b"x\ny\n", 1_795_351_017_123_456_789);
+        let file: String = lines.iter().map(|l| json_line(l) + "\n").collect();
+        let back = parse_log(format!("{file}garbage\n").as_bytes());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].stream, StreamKind::Stderr);
+        assert_eq!(&back[1].data[..], b"y\n");
+        assert_eq!(back[0].time, 1_795_351_017_123_456_789);
+        assert_eq!(rfc3339_nanos("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
+        assert_eq!(rfc3339_nanos("1970-01-01T00:00:02Z"), Some(2_000_000_000));
+        assert_eq!(rfc3339_nanos("nope"), None);
+    }
+
+    fn record_with(policy: &str, max: i64) -> Record {
+        let body = ContainerCreateBody {
+            host_config: Some(
+                serde_json::from_value(serde_json::json!({
+                    "RestartPolicy": {"Name": policy, "MaximumRetryCount": max}
+                }))
+                .unwrap(),
+            ),
+            ..Default::default()
+        };
+        Stored {
+            id: "x".into(),
+            name: "x".into(),
+            image_ref: String::new(),
+            image_id: String::new(),
+            body,
+            args: Vec::new(),
+            running: false,
+            started_once: true,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            created: 0,
+            started: 0,
+            finished: 0,
+            restart_count: 0,
+            manually_stopped: false,
+        }
+        .into_record("/nonexistent".into())
+    }
+
+    #[test]
+    fn restart_policies_decide_like_docker() {
+        let mut r = record_with("on-failure", 2);
+        assert!(r.restart_delay(0).is_none());
+        assert!(r.restart_delay(1).is_some());
+        r.restart_count = 2;
+        assert!(r.restart_delay(1).is_none(), "on-failure:2 stops after two");
+        let mut a = record_with("always", 0);
+        assert_eq!(
+            a.restart_delay(0),
+            Some(std::time::Duration::from_millis(100))
+        );
+        a.restart_count = 3;
+        assert_eq!(
+            a.restart_delay(0),
+            Some(std::time::Duration::from_millis(800))
+        );
+        a.manually_stopped = true;
+        assert!(a.restart_delay(0).is_none());
+        assert!(a.starts_with_daemon(), "always comes back with the daemon");
+        let mut u = record_with("unless-stopped", 0);
+        assert!(u.starts_with_daemon());
+        u.manually_stopped = true;
+        assert!(!u.starts_with_daemon());
+        assert!(record_with("no", 0).restart_delay(1).is_none());
+        let stored = a.stored();
+        assert_eq!(stored.restart_count, 3);
+        assert!(stored.manually_stopped);
     }
 }
