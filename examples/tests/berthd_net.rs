@@ -1,260 +1,10 @@
-//! berthd networking through the real docker CLI.
-//!
-//! SAFETY: the real host's network is never touched. Each test makes a
-//! fake host namespace (`ip netns add berthd-<pid>-<n>-host`) wired by a
-//! veth to an "outside" namespace, and starts berthd with
-//! `--network-host-netns /run/netns/<fake host>`: libnetwork creates the
-//! bridge, veths and nftables table inside the fake host only. berthd
-//! itself and the docker CLI stay outside (unix socket). The Drop guard
-//! stops berthd, removes whatever it left, and deletes both namespaces
-//! (and so every interface and nft table in them), also on failure.
+//! berthd networking through the real docker CLI, in a fake host
+//! namespace (see tests/common/netns.rs: the real host's network is never
+//! touched).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod common;
 
-const DOCKER: &str = "/usr/local/bin/docker";
-const HOST_IP: &str = "10.99.0.1";
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// A namespace made with `ip netns add`, deleted on drop.
-struct NamedNs {
-    name: String,
-}
-
-impl NamedNs {
-    fn new(tag: &str) -> NamedNs {
-        let name = format!(
-            "berthd-{}-{}-{tag}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        );
-        ip(&["netns", "add", &name]);
-        let ns = NamedNs { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .output()
-            .expect("ip netns exec")
-    }
-}
-
-impl Drop for NamedNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    host: String,
-    // Dropped after the daemon (fields drop in order): the namespaces go
-    // last, taking the bridge, veths and nft table with them.
-    fake_host: NamedNs,
-    outside: NamedNs,
-}
-
-fn start() -> Option<Daemon> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: berthd network tests need root (namespaces, netlink, nftables)");
-        return None;
-    }
-    if !Path::new(DOCKER).is_file() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
-        return None;
-    }
-    let fake_host = NamedNs::new("host");
-    let outside = NamedNs::new("out");
-    ip(&[
-        "-n",
-        &fake_host.name,
-        "link",
-        "add",
-        "uplink",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &outside.name,
-    ]);
-    ip(&[
-        "-n",
-        &fake_host.name,
-        "addr",
-        "add",
-        &format!("{HOST_IP}/24"),
-        "dev",
-        "uplink",
-    ]);
-    ip(&["-n", &fake_host.name, "link", "set", "uplink", "up"]);
-    ip(&[
-        "-n",
-        &outside.name,
-        "addr",
-        "add",
-        "10.99.0.2/24",
-        "dev",
-        "eth0",
-    ]);
-    ip(&["-n", &outside.name, "link", "set", "eth0", "up"]);
-    let dir = tempfile::Builder::new()
-        .prefix("berthd-net")
-        .tempdir()
-        .unwrap();
-    let sock = dir.path().join("s.sock");
-    let host = format!("unix://{}", sock.display());
-    let mut d = Daemon {
-        child: None,
-        dir,
-        host,
-        fake_host,
-        outside,
-    };
-    d.spawn();
-    let archive = d.dir.path().join("busybox.tar");
-    examples::images::write_busybox_image_archive(std::fs::File::create(&archive).unwrap())
-        .unwrap();
-    let out = d.docker(&["load", "-i", archive.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "docker load: {}", out.stderr);
-    Some(d)
-}
-
-impl Daemon {
-    fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-            .arg("--host")
-            .arg(&self.host)
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--exec-root")
-            .arg(self.dir.path().join("run"))
-            .arg("--network-host-netns")
-            .arg(self.fake_host.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        self.child = Some(child);
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        assert!(line.starts_with("listening on"), "berthd said {line:?}");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> Out {
-        let mut child = Command::new(DOCKER)
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.dir.path().join("config"))
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("docker {args:?} timed out");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert_eq!(out.code, 0, "docker {args:?}: {}", out.stderr);
-        out.stdout
-    }
-
-    /// `curl` from `ns` (the host's busybox wget crashes here), retried for a few seconds while the
-    /// server starts.
-    fn fetch(&self, ns: &NamedNs, url: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = ns.exec(&["curl", "-s", "-m", "2", url]);
-            if out.status.success() || Instant::now() > deadline {
-                return String::from_utf8_lossy(&out.stdout).into_owned();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-        let run = self.dir.path().join("run");
-        if let Ok(list) = libcontainer::Container::list(&run) {
-            for c in list {
-                let _ = c.delete(true);
-            }
-        }
-        // Overlay rootfs and pinned sandbox namespaces berthd left.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.dir.path().display().to_string();
-        for m in mounts.lines().rev() {
-            if let Some(target) = m.split(' ').nth(4) {
-                if target.starts_with(&root) {
-                    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-                }
-            }
-        }
-    }
-}
+use common::netns::{start_net as start, HOST_IP};
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-berth > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -495,4 +245,196 @@ fn user_network_dns_connect_disconnect_and_rm() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn publish_all_static_ips_and_hosts_follow_connect() {
+    let Some(d) = start() else { return };
+    // -P: the image's ExposedPorts and --expose, each on a free host port.
+    let img = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.ExposedPorts}}",
+        "busybox",
+    ]);
+    assert!(!img.contains("/tcp"), "the test image exposes {img}");
+    d.ok(&[
+        "run", "-d", "--name", "pall", "-P", "--expose", "80", "--expose", "81/udp", "busybox",
+        "sh", "-c", HTTPD,
+    ]);
+    let ports = d.ok(&["port", "pall"]);
+    assert!(ports.contains("80/tcp -> 0.0.0.0:32768"), "{ports}");
+    assert!(ports.contains("81/udp -> 0.0.0.0:32768"), "{ports}");
+    assert_eq!(
+        d.fetch(&d.fake_host, "http://127.0.0.1:32768/"),
+        "hello-berth\n"
+    );
+    let exposed = d.ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", "pall"]);
+    assert!(
+        exposed.contains("80/tcp") && exposed.contains("81/udp"),
+        "{exposed}"
+    );
+
+    // --ip on a user network with a subnet; Docker's errors elsewhere.
+    d.ok(&["network", "create", "--subnet", "10.77.0.0/24", "fixed"]);
+    d.ok(&["network", "create", "auto"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pinned",
+        "--network",
+        "fixed",
+        "--ip",
+        "10.77.0.50",
+        "--hostname",
+        "pin",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let addr = d.ok(&[
+        "exec",
+        "pinned",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0 | awk '{print $4}'",
+    ]);
+    assert_eq!(addr.trim(), "10.77.0.50/24");
+    let hosts = d.ok(&["exec", "pinned", "cat", "/etc/hosts"]);
+    assert!(hosts.ends_with("10.77.0.50\tpin\n"), "{hosts}");
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "fixed",
+            "--ip",
+            "10.77.0.50",
+            "busybox",
+            "true",
+        ],
+        "Address already in use",
+    );
+    d.fails(
+        &["run", "--rm", "--ip", "172.17.0.50", "busybox", "true"],
+        "user specified IP address is supported on user defined networks only",
+    );
+    d.fails(
+        &["run", "--rm", "--network", "auto", "--ip", "172.18.0.50", "busybox", "true"],
+        "user specified IP address is supported only when connecting to networks with user configured subnets",
+    );
+
+    // connect --ip: the new address is in the container's /etc/hosts at
+    // once; disconnect takes it out.
+    d.ok(&["network", "connect", "--ip", "10.77.0.60", "fixed", "pall"]);
+    let hosts = d.ok(&["exec", "pall", "cat", "/etc/hosts"]);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "pall"]);
+    assert!(
+        hosts.contains(&format!("10.77.0.60\t{}\n", &id[..12])),
+        "{hosts}"
+    );
+    let ping = d.docker(&["exec", "pinned", "ping", "-c1", "-W2", "pall"]);
+    assert_eq!(ping.code, 0, "{}{}", ping.stdout, ping.stderr);
+    d.fails(
+        &["network", "connect", "fixed", "pall"],
+        "already exists in network fixed",
+    );
+    d.ok(&["network", "disconnect", "fixed", "pall"]);
+    let hosts = d.ok(&["exec", "pall", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("10.77.0.60"), "{hosts}");
+    d.fails(
+        &["network", "connect", "nonet", "pall"],
+        "network nonet not found",
+    );
+
+    // --network container:NAME shares the namespace and the files.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:pinned",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0 | awk '{print $4}'; cat /etc/hosts",
+    ]);
+    assert!(out.starts_with("10.77.0.50/24\n"), "{out}");
+    assert!(out.ends_with("10.77.0.50\tpin\n"), "{out}");
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:nosuch",
+            "busybox",
+            "true",
+        ],
+        "No such container: nosuch",
+    );
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:idle",
+            "busybox",
+            "true",
+        ],
+        "cannot join network of a non running container: idle",
+    );
+    d.ok(&["rm", "-f", "pall", "pinned", "idle"]);
+    d.ok(&["network", "rm", "fixed", "auto"]);
+}
+
+#[test]
+fn add_host_and_dns_options_shape_the_files() {
+    let Some(d) = start() else { return };
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db.local:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "--dns",
+        "10.99.0.1",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:3",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    assert!(out.contains("10.1.2.3\tdb.local\n"), "{out}");
+    assert!(out.contains("172.17.0.1\tgw\n"), "{out}");
+    assert!(out.contains("nameserver 10.99.0.1\n"), "{out}");
+    assert!(!out.contains("nameserver 8.8.8.8"), "{out}");
+    assert!(out.contains("search corp.example\n"), "{out}");
+    assert!(out.contains("options ndots:3\n"), "{out}");
+    // On a user network the embedded resolver stays the nameserver (it
+    // forwards to --dns: libnetwork's SandboxConfig::dns_servers).
+    d.ok(&["network", "create", "dnsnet"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsnet",
+        "--dns-search",
+        "corp.example",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11\n"), "{out}");
+    assert!(out.contains("search corp.example\n"), "{out}");
+    d.fails(
+        &["run", "--rm", "--dns", "not-an-ip", "busybox", "true"],
+        "not-an-ip",
+    );
+    d.ok(&["network", "rm", "dnsnet"]);
 }

@@ -79,7 +79,7 @@ pub struct LocalBackend {
 
 fn image_err(e: ImageError) -> Error {
     match e {
-        ImageError::NotFound(m) => Error::not_found(m),
+        e @ ImageError::NotFound(_) => Error::not_found(e.to_string()),
         ImageError::Conflict(m) => Error::conflict(m),
         e @ ImageError::Io { .. } => Error::internal(e.to_string()),
         e => Error::bad_request(e.to_string()),
@@ -161,6 +161,7 @@ impl LocalBackend {
     ) -> Result<oci_spec::runtime::Spec> {
         let host = body.host_config.clone().unwrap_or_default();
         let net = match self.inner.network.get() {
+            _ if matches!(network::mode(&host)?, Mode::Container(_)) => self.shared_netns(&host)?,
             Some(n) => {
                 let hostname = body
                     .config
@@ -183,6 +184,32 @@ impl LocalBackend {
             self.release_network(id).await;
         }
         applied
+    }
+
+    /// `--network container:NAME`: the running target's namespace (with
+    /// networking on, also its /etc/hosts and resolv.conf).
+    fn shared_netns(&self, host: &libswarm::models::HostConfig) -> Result<NetSpec> {
+        let Mode::Container(target) = network::mode(host)? else {
+            return Ok(NetSpec::Isolated);
+        };
+        let (tid, pid) = {
+            let map = self.lock();
+            // 400, not 404: the docker CLI answers a 404 by pulling the image.
+            let tid = (self.resolve(&map, &target)).map_err(|e| Error::bad_request(e.message))?;
+            let r = &map[&tid];
+            if r.status != Status::Running {
+                return Err(Error::conflict(format!(
+                    "cannot join network of a non running container: {target}"
+                )));
+            }
+            (tid, r.pid)
+        };
+        let shared = self.inner.network.get().and_then(|n| n.shared_with(&tid));
+        Ok(shared.unwrap_or_else(|| NetSpec::Joined {
+            netns: format!("/proc/{pid}/ns/net").into(),
+            hosts: None,
+            resolv_conf: None,
+        }))
     }
 
     async fn release_network(&self, id: &str) {
@@ -382,6 +409,7 @@ impl Backend for LocalBackend {
                 .await
                 .map_err(image_err)?
         };
+        let body = network::with_image_ports(body, &image_cfg.exposed_ports);
         // Drops (unmounts and removes) the rootfs if anything below fails.
         let rootfs = mount.rootfs();
         let spec = spec::build(&SpecInput {
@@ -1016,8 +1044,9 @@ impl Backend for LocalBackend {
         endpoint: Option<EndpointSettings>,
     ) -> Result<()> {
         let id = self.id_of(container)?;
-        let aliases = endpoint.and_then(|e| e.aliases).unwrap_or_default();
-        self.networking()?.connect(network, &id, &aliases).await?;
+        self.networking()?
+            .connect(network, &id, endpoint.as_ref())
+            .await?;
         let net = self.networking()?.inspect(network).await?;
         self.network_event(&net, "connect", Some(&id));
         Ok(())

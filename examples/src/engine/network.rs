@@ -41,6 +41,9 @@ pub enum Mode {
     Host,
     /// A network by name or id (`default` means `bridge`).
     Network(String),
+    /// `container:NAME`: another container's namespace, hosts and
+    /// resolv.conf.
+    Container(String),
 }
 
 /// `HostConfig.NetworkMode` as a [`Mode`].
@@ -49,10 +52,11 @@ pub fn mode(host: &HostConfig) -> Result<Mode> {
         "" | "default" => Ok(Mode::Network(DEFAULT_NETWORK.into())),
         "none" => Ok(Mode::None),
         "host" => Ok(Mode::Host),
-        m if m.starts_with("container:") => Err(Error::bad_request(format!(
-            "--network {m}: sharing another container's network is not supported by berthd yet"
-        ))),
-        m => Ok(Mode::Network(m.to_string())),
+        m => match m.strip_prefix("container:") {
+            Some("") => Err(Error::bad_request(format!("invalid network mode: {m}"))),
+            Some(target) => Ok(Mode::Container(target.to_string())),
+            None => Ok(Mode::Network(m.to_string())),
+        },
     }
 }
 
@@ -63,14 +67,15 @@ pub enum NetSpec {
     Isolated,
     /// No network namespace of its own.
     Host,
-    /// A sandbox namespace with its hosts and resolv.conf files.
+    /// A sandbox namespace with its hosts and resolv.conf files (none
+    /// when sharing the namespace of a container berthd networks not).
     Joined {
         /// The namespace to enter.
         netns: PathBuf,
         /// Bind-mounted at /etc/hosts.
-        hosts: PathBuf,
+        hosts: Option<PathBuf>,
         /// Bind-mounted at /etc/resolv.conf.
-        resolv_conf: PathBuf,
+        resolv_conf: Option<PathBuf>,
     },
 }
 
@@ -91,13 +96,31 @@ pub fn apply(spec: Spec, net: &NetSpec) -> Result<Spec> {
     } = net
     {
         if let Some(m) = v["mounts"].as_array_mut() {
-            for (dest, src) in [("/etc/hosts", hosts), ("/etc/resolv.conf", resolv_conf)] {
+            let files = [("/etc/hosts", hosts), ("/etc/resolv.conf", resolv_conf)];
+            for (dest, src) in files
+                .into_iter()
+                .filter_map(|(d, s)| Some((d, s.as_ref()?)))
+            {
                 m.push(json!({"destination": dest, "type": "bind", "source": src,
                     "options": ["rbind", "rprivate"]}));
             }
         }
     }
     serde_json::from_value(v).map_err(|e| Error::internal(format!("network spec: {e}")))
+}
+
+/// A failed join as Docker words it (`docker run -p` on a taken port).
+fn attach_err(e: libnetwork::Error, endpoint: &str) -> Error {
+    match e {
+        libnetwork::Error::PortTaken { port, host_ip, .. } => Error::conflict(format!(
+            "driver failed programming external connectivity on endpoint {endpoint}: \
+             Bind for {host_ip}:{port} failed: port is already allocated"
+        )),
+        libnetwork::Error::InUse(m) if m.starts_with("address ") => {
+            Error::conflict(format!("Address already in use ({m})"))
+        }
+        e => net_err(e),
+    }
 }
 
 fn net_err(e: libnetwork::Error) -> Error {
@@ -154,18 +177,218 @@ pub fn port_mappings(host: &HostConfig) -> Result<Vec<PortMapping>> {
     Ok(out)
 }
 
-/// The /etc/hosts Docker writes: loopback names and the container's own
-/// address and hostname.
-pub fn hosts_file(hostname: &str, addr: Option<IpAddr>) -> String {
+/// The /etc/hosts Docker writes: loopback names, `--add-host` entries,
+/// then the container's own addresses with its hostname.
+pub fn hosts_file(hostname: &str, addrs: &[IpAddr], extra: &[(String, IpAddr)]) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
          ff02::2\tip6-allrouters\n",
     );
-    if let Some(a) = addr {
+    for (name, a) in extra {
+        s.push_str(&format!("{a}\t{name}\n"));
+    }
+    for a in addrs {
         s.push_str(&format!("{a}\t{hostname}\n"));
     }
     s
+}
+
+/// The container config with the image's `ExposedPorts` added (Docker
+/// merges them the same way; `-P` publishes them all).
+pub fn with_image_ports(
+    mut body: ContainerCreateBody,
+    image_ports: &[String],
+) -> ContainerCreateBody {
+    if !image_ports.is_empty() {
+        let ports = body.config.exposed_ports.get_or_insert_with(HashMap::new);
+        for p in image_ports {
+            let key = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            ports.entry(key).or_default();
+        }
+    }
+    body
+}
+
+/// `-P`: every exposed port not already published, on a free host port.
+fn publish_all(
+    exposed: Option<&HashMap<String, HashMap<(), ()>>>,
+    published: &[PortMapping],
+) -> Result<Vec<PortMapping>> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&String> = exposed.into_iter().flat_map(|m| m.keys()).collect();
+    keys.sort();
+    for key in keys {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let bad = || Error::bad_request(format!("invalid exposed port {key:?} (--expose)"));
+        let proto = match proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            "sctp" => Proto::Sctp,
+            _ => return Err(bad()),
+        };
+        let (lo, hi) = port.split_once('-').unwrap_or((port, port));
+        let lo: u16 = lo.parse().map_err(|_| bad())?;
+        let hi: u16 = hi.parse().map_err(|_| bad())?;
+        for p in lo..=hi {
+            let taken = published
+                .iter()
+                .chain(&out)
+                .any(|m| m.proto == proto && m.container_port == p);
+            if !taken {
+                out.push(PortMapping::new(proto, 0, p));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--add-host NAME:IP` entries; `host-gateway` is the network's gateway.
+fn extra_hosts(host: &HostConfig, net: &NetworkInfo) -> Result<Vec<(String, IpAddr)>> {
+    let mut out = Vec::new();
+    for e in host.extra_hosts.iter().flatten() {
+        let bad = || Error::bad_request(format!("invalid IP address in add-host: {e:?}"));
+        let (name, ip) = e
+            .split_once(':')
+            .or_else(|| e.split_once('='))
+            .ok_or_else(bad)?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let addr = if ip == "host-gateway" {
+            net.subnets
+                .iter()
+                .find_map(|s| s.gateway.filter(|g| g.is_ipv4()))
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "--add-host {e}: network {} has no gateway",
+                        net.config.name
+                    ))
+                })?
+        } else {
+            ip.parse().map_err(|_| bad())?
+        };
+        if name.is_empty() {
+            return Err(bad());
+        }
+        out.push((name.to_string(), addr));
+    }
+    Ok(out)
+}
+
+/// `--dns` servers (the upstreams of the embedded resolver on user
+/// networks).
+fn dns_servers(host: &HostConfig) -> Result<Vec<IpAddr>> {
+    host.dns
+        .iter()
+        .flatten()
+        .map(|d| {
+            d.parse()
+                .map_err(|_| Error::bad_request(format!("{d} is not an ip address (--dns)")))
+        })
+        .collect()
+}
+
+/// The container's resolv.conf from `base` (the host's, or the embedded
+/// resolver's) with `--dns`, `--dns-search` and `--dns-option` applied
+/// as Docker does; with the embedded resolver the servers stay
+/// 127.0.0.11 (it forwards to `--dns`).
+pub fn resolv_conf_text(base: &str, host: &HostConfig, embedded: bool) -> String {
+    let given = |v: &Option<Vec<String>>| v.clone().filter(|v| !v.is_empty());
+    let servers = given(&host.dns).filter(|_| !embedded);
+    let search = given(&host.dns_search);
+    let options = given(&host.dns_options);
+    let mut out: Vec<String> = Vec::new();
+    for line in base.lines() {
+        let key = line.split_whitespace().next().unwrap_or("");
+        let replaced = match key {
+            "nameserver" => servers.is_some(),
+            "search" | "domain" => search.is_some(),
+            "options" => options.is_some(),
+            _ => false,
+        };
+        if !replaced {
+            out.push(line.to_string());
+        }
+    }
+    for s in servers.iter().flatten() {
+        out.push(format!("nameserver {s}"));
+    }
+    // `--dns-search .`: no search domains.
+    if let Some(s) = search.filter(|s| s.iter().any(|d| d != ".")) {
+        out.push(format!("search {}", s.join(" ")));
+    }
+    if let Some(o) = options {
+        out.push(format!("options {}", o.join(" ")));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// The endpoint a container asks for on `net`: `--network-alias`,
+/// `--ip`, `--ip6` (static addresses only on user networks with a
+/// subnet, as Docker).
+fn endpoint_config(
+    name: &str,
+    net: &NetworkInfo,
+    settings: Option<&EndpointSettings>,
+) -> Result<EndpointConfig> {
+    let mut ep = EndpointConfig::builder(name);
+    let Some(s) = settings else {
+        return Ok(ep.build());
+    };
+    for a in s.aliases.iter().flatten() {
+        ep = ep.alias(a);
+    }
+    let ipam = s.ipam_config.as_ref();
+    let v4 = ipam
+        .and_then(|i| i.ipv4_address.clone())
+        .filter(|a| !a.is_empty());
+    let v6 = ipam
+        .and_then(|i| i.ipv6_address.clone())
+        .filter(|a| !a.is_empty());
+    if v4.is_none() && v6.is_none() {
+        return Ok(ep.build());
+    }
+    if net.config.name == DEFAULT_NETWORK {
+        return Err(Error::bad_request(
+            "user specified IP address is supported on user defined networks only",
+        ));
+    }
+    let user_subnet = |v6: bool| {
+        let pools = if v6 {
+            &net.config.ipv6
+        } else {
+            &net.config.ipv4
+        };
+        pools.iter().any(|p| p.subnet.is_some())
+    };
+    if let Some(a) = v4 {
+        if !user_subnet(false) {
+            return Err(Error::bad_request(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        }
+        let a = a
+            .parse()
+            .map_err(|_| Error::bad_request(format!("invalid IPv4 address: {a}")))?;
+        ep = ep.ipv4(a);
+    }
+    if let Some(a) = v6 {
+        if !user_subnet(true) {
+            return Err(Error::bad_request(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        }
+        let a = a
+            .parse()
+            .map_err(|_| Error::bad_request(format!("invalid IPv6 address: {a}")))?;
+        ep = ep.ipv6(a);
+    }
+    Ok(ep.build())
 }
 
 /// The host's resolv.conf without loopback resolvers (unreachable from a
@@ -201,6 +424,23 @@ struct Attached {
     parked: Vec<(String, String, EndpointConfig)>,
     hostname: String,
     hosts: PathBuf,
+    resolv_conf: PathBuf,
+    /// `--add-host` entries (name, address).
+    extra: Vec<(String, IpAddr)>,
+}
+
+impl Attached {
+    /// Rewrites /etc/hosts in place (it is bind-mounted, so the inode
+    /// stays): one line per address on each joined network, as Docker
+    /// does on `network connect`.
+    fn write_hosts(&self) -> std::io::Result<()> {
+        let addrs: Vec<IpAddr> = self
+            .endpoints
+            .values()
+            .flat_map(|e| e.addresses.iter().map(|a| a.addr()))
+            .collect();
+        std::fs::write(&self.hosts, hosts_file(&self.hostname, &addrs, &self.extra))
+    }
 }
 
 /// berthd's networks: one libnetwork controller and the sandboxes and
@@ -262,6 +502,12 @@ impl Networking {
         let net = match mode(host)? {
             Mode::None => return Ok(NetSpec::Isolated),
             Mode::Host => return Ok(NetSpec::Host),
+            Mode::Container(target) => {
+                // The backend resolves and checks the target first.
+                return self.shared_with(&target).ok_or_else(|| {
+                    Error::bad_request(format!("container {target} has no network namespace"))
+                });
+            }
             // 400, not 404: the docker CLI answers a 404 by pulling the image.
             Mode::Network(n) => self
                 .ctl
@@ -270,74 +516,86 @@ impl Networking {
                 .map_err(|_| Error::bad_request(format!("network {n} not found")))?,
         };
         let mut ports = port_mappings(host)?;
+        if host.publish_all_ports == Some(true) {
+            ports.extend(publish_all(body.config.exposed_ports.as_ref(), &ports)?);
+        }
         self.pick_free_ports(&mut ports);
         let dns = net.config.name != DEFAULT_NETWORK;
-        let sb = self
-            .ctl
-            .create_sandbox(SandboxConfig::new(id).hostname(hostname).embedded_dns(dns))
-            .await
-            .map_err(net_err)?;
-        let mut ep = EndpointConfig::builder(name);
-        if dns && hostname != name {
-            ep = ep.alias(hostname);
-        }
-        // --network-alias, keyed by the network as the client named it.
-        let endpoints = body
+        let extra = extra_hosts(host, &net)?;
+        // --network-alias and --ip, keyed by the network as the client named it.
+        let wanted = host.network_mode.as_deref().unwrap_or("");
+        let settings = body
             .networking_config
             .as_ref()
-            .and_then(|n| n.endpoints_config.as_ref());
-        let wanted = host.network_mode.as_deref().unwrap_or("");
-        for a in endpoints
-            .and_then(|m| m.get(wanted).or_else(|| m.get(&net.config.name)))
-            .and_then(|e| e.aliases.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            if dns && a != name && a != hostname {
-                ep = ep.alias(a);
-            }
+            .and_then(|n| n.endpoints_config.as_ref())
+            .and_then(|m| m.get(wanted).or_else(|| m.get(&net.config.name)));
+        let mut ep = endpoint_config(name, &net, settings)?;
+        ep.aliases.push(hostname.to_string());
+        ep.ports = ports;
+        if !dns {
+            ep.aliases.clear();
         }
-        for p in ports {
-            ep = ep.port(p);
-        }
-        let ep = match self.ctl.attach(&net.id, &sb.id, ep.build()).await {
+        let mut seen = std::collections::HashSet::new();
+        ep.aliases.retain(|a| a != name && seen.insert(a.clone()));
+        let sb = self
+            .ctl
+            .create_sandbox(
+                SandboxConfig::new(id)
+                    .hostname(hostname)
+                    .embedded_dns(dns)
+                    .dns_servers(dns_servers(host)?),
+            )
+            .await
+            .map_err(net_err)?;
+        let ep = match self.ctl.attach(&net.id, &sb.id, ep).await {
             Ok(ep) => ep,
             Err(e) => {
                 let _ = self.ctl.delete_sandbox(&sb.id).await;
-                return Err(net_err(e));
+                return Err(attach_err(e, name));
             }
         };
         let hosts = dir.join("hosts");
         let resolv_conf = dir.join("resolv.conf");
-        let resolv = if dns {
+        let base = if dns {
             std::fs::read_to_string(self.ctl.resolv_conf_path(&sb.id))
         } else {
             std::fs::read_to_string("/etc/resolv.conf").map(|t| host_resolv_conf(&t))
         };
-        let addr = ep.addresses.first().map(|a| a.addr());
-        let written = resolv
-            .and_then(|r| std::fs::write(&resolv_conf, r))
-            .and_then(|_| std::fs::write(&hosts, hosts_file(hostname, addr)));
         let netns = sb.netns_path.clone();
-        self.lock().insert(
-            id.to_string(),
-            Attached {
-                name: name.to_string(),
-                sandbox: sb,
-                endpoints: BTreeMap::from([(net.config.name.clone(), ep)]),
-                parked: Vec::new(),
-                hostname: hostname.to_string(),
-                hosts: hosts.clone(),
-            },
-        );
+        let attached = Attached {
+            name: name.to_string(),
+            sandbox: sb,
+            endpoints: BTreeMap::from([(net.config.name.clone(), ep)]),
+            parked: Vec::new(),
+            hostname: hostname.to_string(),
+            hosts: hosts.clone(),
+            resolv_conf: resolv_conf.clone(),
+            extra,
+        };
+        let written = base
+            .and_then(|b| std::fs::write(&resolv_conf, resolv_conf_text(&b, host, dns)))
+            .and_then(|_| attached.write_hosts());
+        self.lock().insert(id.to_string(), attached);
         if let Err(e) = written {
             self.release(id).await;
             return Err(Error::internal(format!("writing hosts/resolv.conf: {e}")));
         }
         Ok(NetSpec::Joined {
             netns,
-            hosts,
-            resolv_conf,
+            hosts: Some(hosts),
+            resolv_conf: Some(resolv_conf),
+        })
+    }
+
+    /// `--network container:ID`: the namespace and files of container
+    /// `id`, if it has a sandbox.
+    pub fn shared_with(&self, id: &str) -> Option<NetSpec> {
+        let map = self.lock();
+        let a = map.get(id)?;
+        Some(NetSpec::Joined {
+            netns: a.sandbox.netns_path.clone(),
+            hosts: Some(a.hosts.clone()),
+            resolv_conf: Some(a.resolv_conf.clone()),
         })
     }
 
@@ -415,12 +673,8 @@ impl Networking {
         let Some(a) = map.get_mut(id) else {
             return Ok(());
         };
-        let addr = joined
-            .first()
-            .and_then(|(_, ep)| ep.addresses.first())
-            .map(|a| a.addr());
         a.endpoints.extend(joined);
-        std::fs::write(&a.hosts, hosts_file(&a.hostname, addr))
+        a.write_hosts()
             .map_err(|e| Error::internal(format!("writing {}: {e}", a.hosts.display())))
     }
 
@@ -658,17 +912,26 @@ impl Networking {
     }
 
     /// `docker network connect`: a new endpoint joined to the container's
-    /// sandbox.
-    pub async fn connect(&self, network: &str, id: &str, aliases: &[String]) -> Result<()> {
+    /// sandbox (`--alias`, `--ip`, `--ip6`); its address goes into the
+    /// container's /etc/hosts.
+    pub async fn connect(
+        &self,
+        network: &str,
+        id: &str,
+        settings: Option<&EndpointSettings>,
+    ) -> Result<()> {
         let n = self.ctl.network(network).await.map_err(net_err)?;
         let (sb, name) = {
             let map = self.lock();
             let a = map.get(id).ok_or_else(|| {
-                Error::bad_request(format!(
-                    "container {id} has no network sandbox (created with --network none/host?)"
-                ))
+                Error::bad_request(
+                    "container sharing network namespace with another container or host cannot be connected to any other network",
+                )
             })?;
-            if a.endpoints.contains_key(&n.config.name) {
+            let on = |net: &str| {
+                a.endpoints.contains_key(net) || a.parked.iter().any(|(p, _, _)| p == net)
+            };
+            if on(&n.config.name) {
                 return Err(Error::conflict(format!(
                     "endpoint with name {} already exists in network {}",
                     a.name, n.config.name
@@ -676,49 +939,51 @@ impl Networking {
             }
             (a.sandbox.id.clone(), a.name.clone())
         };
-        let mut ep = EndpointConfig::builder(&name);
-        for a in aliases {
-            ep = ep.alias(a);
-        }
+        let cfg = endpoint_config(&name, &n, settings)?;
         let ep = self
             .ctl
-            .attach(&n.id, &sb, ep.build())
+            .attach(&n.id, &sb, cfg)
             .await
-            .map_err(net_err)?;
-        let orphan = {
+            .map_err(|e| attach_err(e, &name))?;
+        let (orphan, written) = {
             let mut map = self.lock();
             match map.get_mut(id) {
                 Some(a) => {
                     a.endpoints.insert(n.config.name.clone(), ep);
-                    None
+                    (None, a.write_hosts())
                 }
-                None => Some(ep.id),
+                None => (Some(ep.id), Ok(())),
             }
         };
         if let Some(ep) = orphan {
             // The container went away meanwhile.
             let _ = self.ctl.detach(&ep).await;
         }
-        Ok(())
+        written.map_err(|e| Error::internal(format!("updating /etc/hosts: {e}")))
     }
 
-    /// `docker network disconnect`.
+    /// `docker network disconnect`; the address leaves /etc/hosts.
     pub async fn disconnect(&self, network: &str, id: &str) -> Result<()> {
         let n = self.ctl.network(network).await.map_err(net_err)?;
-        let ep = self
-            .lock()
-            .get_mut(id)
-            .and_then(|a| {
+        let (ep, written) = {
+            let mut map = self.lock();
+            let found = map.get_mut(id).and_then(|a| {
+                let parked = a.parked.len();
                 a.parked.retain(|(net, _, _)| *net != n.config.name);
-                a.endpoints.remove(&n.config.name)
-            })
-            .ok_or_else(|| {
+                let ep = a.endpoints.remove(&n.config.name);
+                (ep.is_some() || a.parked.len() != parked).then(|| (ep, a.write_hosts()))
+            });
+            found.ok_or_else(|| {
                 Error::conflict(format!(
                     "container {id} is not connected to network {}",
                     n.config.name
                 ))
-            })?;
-        self.ctl.detach(&ep.id).await.map_err(net_err)
+            })?
+        };
+        if let Some(ep) = ep {
+            self.ctl.detach(&ep.id).await.map_err(net_err)?;
+        }
+        written.map_err(|e| Error::internal(format!("updating /etc/hosts: {e}")))
     }
 }
 
@@ -753,7 +1018,10 @@ mod tests {
         h.network_mode = Some("none".into());
         assert_eq!(mode(&h).unwrap(), Mode::None);
         h.network_mode = Some("container:x".into());
+        assert_eq!(mode(&h).unwrap(), Mode::Container("x".into()));
+        h.network_mode = Some("container:".into());
         assert!(mode(&h).is_err());
+        h.network_mode = None;
         h.port_bindings = Some(HashMap::from([(
             "80/tcp".to_string(),
             Some(vec![PortBinding {
@@ -787,6 +1055,69 @@ mod tests {
         assert!(r.contains("search lan") && r.contains("nameserver 8.8.8.8"));
         let r = host_resolv_conf("nameserver 10.0.0.1\n");
         assert_eq!(r, "nameserver 10.0.0.1\n");
-        assert!(hosts_file("web", "172.17.0.2".parse().ok()).ends_with("172.17.0.2\tweb\n"));
+    }
+
+    #[test]
+    fn hosts_file_lists_extra_hosts_then_every_address() {
+        let addrs = ["172.17.0.2".parse().unwrap(), "10.1.0.5".parse().unwrap()];
+        let extra = [("db".to_string(), "10.9.9.9".parse().unwrap())];
+        let h = hosts_file("web", &addrs, &extra);
+        assert!(h.starts_with("127.0.0.1\tlocalhost\n"), "{h}");
+        assert!(
+            h.ends_with("10.9.9.9\tdb\n172.17.0.2\tweb\n10.1.0.5\tweb\n"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn dns_flags_rewrite_resolv_conf() {
+        let base = "# host\nnameserver 10.0.0.1\nsearch lan\noptions edns0\n";
+        let mut h = HostConfig::default();
+        assert_eq!(resolv_conf_text(base, &h, false), base);
+        h.dns = Some(vec!["1.1.1.1".into(), "9.9.9.9".into()]);
+        h.dns_search = Some(vec!["a.example".into(), "b.example".into()]);
+        h.dns_options = Some(vec!["ndots:2".into()]);
+        assert_eq!(
+            resolv_conf_text(base, &h, false),
+            "# host\nnameserver 1.1.1.1\nnameserver 9.9.9.9\nsearch a.example b.example\noptions ndots:2\n"
+        );
+        // The embedded resolver stays the server; it forwards to --dns.
+        let r = resolv_conf_text("nameserver 127.0.0.11\noptions ndots:0\n", &h, true);
+        assert_eq!(
+            r,
+            "nameserver 127.0.0.11\nsearch a.example b.example\noptions ndots:2\n"
+        );
+        h.dns_search = Some(vec![".".into()]);
+        assert!(!resolv_conf_text(base, &h, false).contains("search"));
+        assert_eq!(dns_servers(&h).unwrap().len(), 2);
+        h.dns = Some(vec!["nope".into()]);
+        assert!(dns_servers(&h).unwrap_err().to_string().contains("--dns"));
+    }
+
+    #[test]
+    fn publish_all_skips_published_ports_and_expands_ranges() {
+        let exposed = HashMap::from([
+            ("80/tcp".to_string(), HashMap::new()),
+            ("53/udp".to_string(), HashMap::new()),
+            ("7000-7001/tcp".to_string(), HashMap::new()),
+        ]);
+        let published = [PortMapping::new(Proto::Tcp, 8080, 80)];
+        let p = publish_all(Some(&exposed), &published).unwrap();
+        let got: Vec<_> = p
+            .iter()
+            .map(|m| (m.proto, m.host_port, m.container_port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Proto::Udp, 0, 53),
+                (Proto::Tcp, 0, 7000),
+                (Proto::Tcp, 0, 7001)
+            ]
+        );
+        let bad = HashMap::from([("x/tcp".to_string(), HashMap::new())]);
+        assert!(publish_all(Some(&bad), &[]).is_err());
+        let body = with_image_ports(ContainerCreateBody::default(), &["8000/tcp".into()]);
+        assert!(body.config.exposed_ports.unwrap().contains_key("8000/tcp"));
     }
 }

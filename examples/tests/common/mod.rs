@@ -157,3 +157,6 @@ pub fn containers_left(d: &Daemon) -> usize {
         .map(|r| r.count())
         .unwrap_or(0)
 }
+
+/// berthd with networking in a fake host namespace.
+pub mod netns;
