@@ -33,6 +33,7 @@ N=${N:-50}
 NET=${NET:-0}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian: time)" >&2; exit 1; }
 for c in docker podman nsenter; do command -v $c >/dev/null || { echo "needs $c" >&2; exit 1; }; done
 # BERTHD=/path/to/berthd skips the build (e.g. to bench a fixed binary).
 if [ -z "${BERTHD:-}" ]; then
@@ -111,12 +112,13 @@ lat_berthd() { local t; t=$(us); docker run --rm busybox true; ms "$t" "$(us)"; 
 lat_podman() { local t; t=$(us); podman_ "${PRUN[@]}" --rm busybox true; ms "$t" "$(us)"; }
 # N concurrent `run -d`; appends the start and remove times to files.
 conc() {
-    local eng=$1 r=$2 t ids running
+    local eng=$1 r=$2 t ids running c0
+    c0=$(daemon_cpu)
     t=$(us)
     if [ "$eng" = berthd ]; then
-        seq "$N" | xargs -P "$N" -I{} docker run -d --name "b$r-{}" busybox sleep 600 >"$P/ids-b$r"
+        seq "$N" | cli_cpu xargs -P "$N" -I{} docker run -d --name "b$r-{}" busybox sleep 600 >"$P/ids-b$r"
     else
-        seq "$N" | (ulimit -n 1024 && xargs -P "$N" -I{} "${PODMAN[@]}" "${PRUN[@]}" -d --name "p$r-{}" busybox sleep 600 >"$P/ids-p$r")
+        seq "$N" | (ulimit -n 1024 && cli_cpu xargs -P "$N" -I{} "${PODMAN[@]}" "${PRUN[@]}" -d --name "p$r-{}" busybox sleep 600 >"$P/ids-p$r")
     fi
     ms "$t" "$(us)" >>"$P/start-$eng"
     ids=$(wc -l <"$P/ids-${eng:0:1}$r")
@@ -135,7 +137,16 @@ conc() {
         (ulimit -n 1024 && xargs "${PODMAN[@]}" rm -f -t 0 <"$P/ids-p$r" >/dev/null)
     fi
     ms "$t" "$(us)" >>"$P/rm-$eng"
+    # berthd, its shims and their containers (reaped by the shims, the
+    # shims by berthd) from start through removal, per container.
+    [ "$eng" = berthd ] && echo $(( ($(daemon_cpu) - c0) * 1000 / $(getconf CLK_TCK) / N )) >>"$P/cpu-berthd"
+    return 0
 }
+# utime + stime + cutime + cstime of berthd, in clock ticks.
+daemon_cpu() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$PID/stat"; }
+# Runs "$@" and appends the CPU ms (user + sys, with the children it
+# waited for: the CLI processes) per container to $P/cli-<engine>.
+cli_cpu() { /usr/bin/time -f "%U %S" -o "$P/time.out" "$@"; awk -v n="$N" '{ printf "%.1f\n", ($1 + $2) * 1000 / n }' "$P/time.out" >>"$P/cli-$eng"; }
 # memory ENGINE EXE ARG1: KiB of the daemon's VmHWM and VmRSS (berthd only)
 # and the sum of RSS and PSS over the per-container monitors (processes
 # running EXE with argv[1] = ARG1, or named EXE, whose command line names $P).
@@ -188,6 +199,8 @@ echo "|---|---|---|---|---|"
 row lat "run --rm busybox true"
 row start "$N x run -d, all running"
 row rm "rm -f of $N"
+echo
+echo "CPU per container in the $N-concurrent case (ms, median over rounds): docker CLI $(stat "$P/cli-berthd" | cut -d' ' -f1), berthd + shims + containers (start to removal) $(stat "$P/cpu-berthd" | cut -d' ' -f1); podman CLI incl. the children it waits for (conmon daemonizes, so not it nor runc after the double fork) $(stat "$P/cli-podman" | cut -d' ' -f1)"
 echo
 echo "memory with $N running (KiB; max over rounds):"
 sort -n -k1 "$P/mem-berthd" | tail -1 | awk '{ printf "berthd VmHWM %d, VmRSS %d; %d shims: RSS sum %d, PSS sum %d; berthd VmHWM + shims RSS = %d\n", $1, $2, $3, $4, $5, $1 + $4 }'
