@@ -266,3 +266,288 @@ fn seccomp_default_allowlist_custom_profiles_and_unconfined() {
     );
     assert_eq!(containers_left(&d), 0);
 }
+
+#[test]
+fn mount_flag_binds_volumes_and_tmpfs_with_docker_errors() {
+    let Some(d) = start() else { return };
+    let host_dir = d.dir.path().join("hostdir");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "from host\n").unwrap();
+    let bind = format!("type=bind,src={},dst=/b,readonly", host_dir.display());
+    let out = d.ok(&[
+        "run", "--rm", "--mount", &bind, "--mount", "type=volume,src=mv,dst=/data",
+        "--mount", "type=tmpfs,dst=/t,tmpfs-size=1048576,tmpfs-mode=1770", "busybox", "sh",
+        "-c",
+        "cat /b/f; touch /b/g 2>/dev/null || echo ro; echo v > /data/v; grep ' /t ' /proc/mounts; stat -c %a /t",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "from host", "{out}");
+    assert_eq!(lines[1], "ro", "{out}");
+    assert!(
+        lines[2].starts_with("tmpfs /t tmpfs") && lines[2].contains("size=1024k"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "1770", "{out}");
+    // The named volume was made on first use and kept.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "source=mv,target=/data",
+        "busybox",
+        "cat",
+        "/data/v",
+    ]);
+    assert_eq!(out, "v\n");
+    // Anonymous volume through --mount (no source), shown in inspect.
+    let id = d.ok(&[
+        "create",
+        "--mount",
+        "type=volume,dst=/anon",
+        "busybox",
+        "true",
+    ]);
+    let out = d.ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Type}} {{.Destination}} {{.Driver}}{{end}}",
+        id.trim(),
+    ]);
+    assert_eq!(out.trim(), "volume /anon local");
+    d.ok(&["rm", "-v", id.trim()]);
+
+    let err = |args: &[&str]| {
+        let out = d.docker(args);
+        assert_ne!(out.code, 0, "{args:?} worked");
+        out.stderr
+    };
+    let e = err(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,src=/nonexistent-berth,dst=/x",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        e.contains("bind source path does not exist: /nonexistent-berth"),
+        "{e}"
+    );
+    let e = err(&[
+        "run",
+        "--rm",
+        "-v",
+        "a1:/d",
+        "--mount",
+        "src=a2,dst=/d",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("Duplicate mount point: /d"), "{e}");
+    let e = err(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=tmpfs,src=x,dst=/t",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("invalid mount config for type \"tmpfs\""), "{e}");
+    // Nothing left by the refused runs: no containers, no a1 volume.
+    assert_eq!(containers_left(&d), 0);
+    let vols = d.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.trim(), "mv", "{vols}");
+}
+
+#[test]
+fn volume_prune_removes_unused_anonymous_then_all() {
+    let Some(d) = start() else { return };
+    d.ok(&["volume", "create", "keep"]);
+    d.ok(&["volume", "create", "--label", "tier=cold", "cold"]);
+    // An anonymous volume left behind by `rm` without -v.
+    let id = d.ok(&["create", "-v", "/anon", "busybox", "true"]);
+    d.ok(&["rm", id.trim()]);
+    // In use: a container holds it.
+    d.ok(&[
+        "create", "--name", "holder", "-v", "busy:/b", "-v", "/anon2", "busybox", "true",
+    ]);
+    let names = || {
+        let mut v: Vec<String> = d
+            .ok(&["volume", "ls", "-q"])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names().len(), 5);
+    let out = d.ok(&["volume", "prune", "-f"]);
+    assert!(out.contains("Deleted Volumes:"), "{out}");
+    let left = names();
+    assert_eq!(
+        left.len(),
+        4,
+        "only the unused anonymous volume goes: {left:?}"
+    );
+    assert!(left.contains(&"keep".into()) && left.contains(&"busy".into()));
+    let out = d.ok(&[
+        "volume",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        "label!=tier=cold",
+    ]);
+    assert!(out.contains("keep"), "{out}");
+    let left = names();
+    assert!(
+        left.contains(&"cold".into()) && !left.contains(&"keep".into()),
+        "{left:?}"
+    );
+    d.ok(&["volume", "prune", "-a", "-f"]);
+    let left = names();
+    assert_eq!(left.len(), 2, "the holder's volumes stay: {left:?}");
+    d.ok(&["rm", "-v", "holder"]);
+    d.ok(&["volume", "prune", "-a", "-f"]);
+    assert!(names().is_empty());
+    let out = d.docker(&["volume", "prune", "-f", "--filter", "until=1h"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("invalid filter 'until'"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A berth-volume-plugin process serving a plugin socket, killed on drop.
+struct PluginProcess(std::process::Child);
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_listening(child: &mut std::process::Child, what: &str) {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{what} said {line:?}");
+}
+
+#[test]
+fn volume_plugins_serve_as_drivers() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new(DOCKER).is_file() {
+        eprintln!("SKIP: needs root and the docker CLI");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("berthd-plug")
+        .tempdir()
+        .unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let name = format!("berthtest{}", std::process::id());
+    let mut plugin = std::process::Command::new(env!("CARGO_BIN_EXE_berth-volume-plugin"))
+        .arg("--name")
+        .arg(&name)
+        .arg("--root")
+        .arg(dir.path().join("plugin-root"))
+        .arg("--socket")
+        .arg(plugins.join(format!("{name}.sock")))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut plugin, "berth-volume-plugin");
+    let _plugin = PluginProcess(plugin);
+    let sock = dir.path().join("s.sock");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--host")
+        .arg(format!("unix://{}", sock.display()))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--exec-root")
+        .arg(dir.path().join("run"))
+        .arg("--volume-plugin-dir")
+        .arg(&plugins)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child, "berthd");
+    let d = Daemon {
+        host: format!("unix://{}", sock.display()),
+        dir,
+        child: Some(child),
+    };
+    let archive = d.dir.path().join("busybox.tar");
+    examples::images::write_busybox_image_archive(std::fs::File::create(&archive).unwrap())
+        .unwrap();
+    d.ok(&["load", "-i", archive.to_str().unwrap()]);
+
+    assert_eq!(d.ok(&["volume", "create", "-d", &name, "pv"]).trim(), "pv");
+    let out = d.ok(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(out.trim(), format!("pv {name}"));
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "pv:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo plug > /data/f",
+    ]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "pv:/data:ro",
+            "busybox",
+            "cat",
+            "/data/f"
+        ]),
+        "plug\n"
+    );
+    // The data lives where the plugin keeps its volumes.
+    let mp = d.ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", "pv"]);
+    assert!(
+        mp.trim()
+            .starts_with(d.dir.path().join("plugin-root").to_str().unwrap()),
+        "{mp}"
+    );
+    // --volume-driver: volumes a container creates use the plugin.
+    d.ok(&[
+        "run",
+        "--rm",
+        "--volume-driver",
+        &name,
+        "-v",
+        "auto:/d",
+        "busybox",
+        "touch",
+        "/d/x",
+    ]);
+    let out = d.ok(&["volume", "inspect", "--format", "{{.Driver}}", "auto"]);
+    assert_eq!(out.trim(), name);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("src=viamount,dst=/m,volume-driver={name}"),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out, "");
+    let out = d.ok(&["volume", "inspect", "--format", "{{.Driver}}", "viamount"]);
+    assert_eq!(out.trim(), name);
+    let out = d.docker(&["volume", "create", "-d", "nosuchplugin", "xx"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("nosuchplugin"), "{}", out.stderr);
+    d.ok(&["volume", "rm", "pv", "auto", "viamount"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+}

@@ -7,15 +7,15 @@ use crate::models::{
     ContainerCreateResponse, ContainerInspectResponse, ContainerSummary, ContainerTopResponse,
     EndpointSettings, EventMessage, ExecConfig, ExecInspectResponse, ImageDeleteResponseItem,
     ImageInspect, ImageSummary, Network, NetworkCreateRequest, NetworkCreateResponse, SystemInfo,
-    SystemVersion, Volume, VolumeCreateOptions, VolumeListResponse,
+    SystemVersion, Volume, VolumeCreateOptions, VolumeListResponse, VolumePruneResponse,
 };
 use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
-    ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, ImageImportOptions,
-    ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk,
-    VolumeListOptions, WaitCondition, WaitHandle,
+    ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, Filters,
+    ImageImportOptions, ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions,
+    OutputChunk, VolumeListOptions, WaitCondition, WaitHandle,
 };
-use crate::Result;
+use crate::{Error, Result};
 
 /// What a container engine does. Every adapter in this crate is a `Backend`
 /// that serves, wraps or composes other `Backend`s; use it as
@@ -164,4 +164,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn volume_inspect(&self, name: &str) -> Result<Volume>;
     /// Removes a volume (in use: Conflict unless `force`).
     async fn volume_remove(&self, name: &str, force: bool) -> Result<()>;
+    /// Removes unused volumes matching `filters` (`docker volume prune`:
+    /// anonymous ones only unless `all=true`; `label`, `label!`).
+    /// Backends without it answer NotImplemented.
+    async fn volume_prune(&self, filters: Filters) -> Result<VolumePruneResponse> {
+        let _ = filters;
+        Err(Error::not_implemented("volume prune"))
+    }
 }

@@ -12,15 +12,15 @@ use libswarm::models::{
     ContainerTopResponse, EndpointSettings, EventMessage, ExecConfig, ExecInspectResponse,
     ImageDeleteResponseItem, ImageInspect, ImageSummary, Network, NetworkCreateRequest,
     NetworkCreateResponse, SystemInfo, SystemVersion, Volume, VolumeCreateOptions,
-    VolumeListResponse,
+    VolumeListResponse, VolumePruneResponse,
 };
 use libswarm::util::{now_nanos, parse_signal, random_id, rfc3339, valid_name};
 use libswarm::{
     filter_matches, AttachOptions, AttachSession, Backend, BoxStream, ByteStream,
     ContainerCreateBody, ContainerListOptions, ContainerRemoveOptions, ContainerStats, Error,
-    EventsOptions, ExecStartOptions, ImageImportOptions, ImageListOptions, ImageRemoveOptions,
-    LogsOptions, NetworkListOptions, OutputChunk, Result, StreamKind, VolumeListOptions,
-    WaitCondition, WaitHandle,
+    EventsOptions, ExecStartOptions, Filters, ImageImportOptions, ImageListOptions,
+    ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk, Result, StreamKind,
+    VolumeListOptions, WaitCondition, WaitHandle,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -129,6 +129,13 @@ impl LocalBackend {
     /// The image store.
     pub fn images(&self) -> &ImageStore {
         &self.inner.images
+    }
+
+    /// Looks for Docker volume plugins in `dirs` (berthd's
+    /// `--volume-plugin-dir`) instead of /run/docker/plugins and
+    /// /etc/docker/plugins; call before serving.
+    pub fn set_volume_plugin_dirs(&self, dirs: Vec<PathBuf>) {
+        self.inner.volumes.set_plugin_dirs(dirs);
     }
 
     /// Turns networking on (berthd's `--network-host-netns`): containers
@@ -428,10 +435,8 @@ impl Backend for LocalBackend {
         };
         let mut spec = spec;
         let anonymous = volume::anonymous_paths(&image_cfg.volumes, body.config.volumes.as_ref());
-        let binds = (body.host_config.as_ref())
-            .and_then(|h| h.binds.clone())
-            .unwrap_or_default();
-        match self.inner.volumes.attach(&id, &binds, &anonymous).await {
+        let host = body.host_config.clone().unwrap_or_default();
+        match self.inner.volumes.attach(&id, &host, &anonymous).await {
             Ok(m) => spec.mounts_mut().get_or_insert_with(Vec::new).extend(m),
             Err(e) => {
                 drop(mount);
@@ -1074,6 +1079,10 @@ impl Backend for LocalBackend {
 
     async fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
         self.inner.volumes.remove(name, force).await
+    }
+
+    async fn volume_prune(&self, filters: Filters) -> Result<VolumePruneResponse> {
+        self.inner.volumes.prune(&filters).await
     }
 }
 

@@ -1,7 +1,10 @@
 //! Volumes of berthd through libvolume's [`VolumeService`] with the local
-//! driver (`<root>/volumes`, state in `<root>/volume-state`): the `docker
-//! volume` commands, and each container's `-v` mounts — named volumes
-//! (created on first use), bind mounts of host paths, anonymous volumes
+//! driver (`<root>/volumes`, state in `<root>/volume-state`) and Docker
+//! volume plugins as further drivers (found in Docker's plugin directories
+//! or berthd's `--volume-plugin-dir`): the `docker volume` commands
+//! (`prune` too), and each container's `-v` and `--mount` mounts — named
+//! volumes (created on first use, with `--volume-driver` or the mount's
+//! driver), bind mounts of host paths, tmpfs mounts, anonymous volumes
 //! (`-v /path` and the image's `Volumes`). A container holds its volumes
 //! from create to remove (caller = its id), so a volume of any existing
 //! container is "in use", as in Docker.
@@ -11,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use libswarm::models::{
-    MountPoint, MountPointTypeEnum, Volume as ApiVolume, VolumeCreateOptions, VolumeListResponse,
+    HostConfig, Mount as ApiMount, MountPoint, MountPointTypeEnum, MountTypeEnum,
+    Volume as ApiVolume, VolumeCreateOptions, VolumeListResponse, VolumePruneResponse,
 };
-use libswarm::{Error, VolumeListOptions};
+use libswarm::{Error, Filters, VolumeListOptions};
+use libvolume::plugin::PluginDiscovery;
 use libvolume::{
     Caller, CreateVolume, ListFilter, LocalDriver, Volume, VolumeMount, VolumeService,
 };
@@ -45,7 +50,37 @@ pub enum MountRequest {
         destination: String,
         /// `:ro`.
         read_only: bool,
+        /// How to create it if it does not exist yet.
+        create: VolumeDefaults,
     },
+    /// `--mount type=tmpfs,dst=/p[,tmpfs-size=…,tmpfs-mode=…]`.
+    Tmpfs {
+        /// Container path.
+        destination: String,
+        /// Mount options (`size=…`, `mode=…`).
+        options: Vec<String>,
+    },
+}
+
+/// Driver, options and labels of a volume a mount creates on first use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeDefaults {
+    /// The driver (`--volume-driver`, `volume-driver=`); None: local.
+    pub driver: Option<String>,
+    /// Driver options (`volume-opt=`).
+    pub options: BTreeMap<String, String>,
+    /// Labels (`volume-label=`).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl MountRequest {
+    fn destination(&self) -> &str {
+        match self {
+            MountRequest::Bind { destination, .. }
+            | MountRequest::Volume { destination, .. }
+            | MountRequest::Tmpfs { destination, .. } => destination,
+        }
+    }
 }
 
 fn bad_spec(spec: &str, why: &str) -> Error {
@@ -92,8 +127,154 @@ pub fn parse_bind(spec: &str) -> Result<MountRequest, Error> {
             name: Some(src.to_string()),
             destination,
             read_only,
+            create: VolumeDefaults::default(),
         }
     })
+}
+
+fn bad_mount(typ: &str, why: &str) -> Error {
+    Error::bad_request(format!("invalid mount config for type \"{typ}\": {why}"))
+}
+
+/// Parses one `HostConfig.Mounts` entry (`--mount`), with Docker's checks.
+pub fn parse_mount(m: &ApiMount) -> Result<MountRequest, Error> {
+    let typ = m.typ.unwrap_or(MountTypeEnum::EMPTY);
+    let name = typ.to_string();
+    let destination = m.target.clone().unwrap_or_default();
+    if destination.is_empty() {
+        return Err(bad_mount(&name, "field Target must not be empty"));
+    }
+    if !destination.starts_with('/') {
+        return Err(bad_mount(
+            &name,
+            &format!("invalid mount path: '{destination}' mount path must be absolute"),
+        ));
+    }
+    let source = m.source.clone().filter(|s| !s.is_empty());
+    let read_only = m.read_only.unwrap_or(false);
+    let no = |what: &str, field: bool| {
+        if field {
+            Err(bad_mount(
+                &name,
+                &format!("field {what} must not be specified"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match typ {
+        MountTypeEnum::BIND => {
+            no("VolumeOptions", m.volume_options.is_some())?;
+            no("TmpfsOptions", m.tmpfs_options.is_some())?;
+            let Some(src) = source else {
+                return Err(bad_mount(&name, "field Source must not be empty"));
+            };
+            if !src.starts_with('/') {
+                return Err(bad_mount(
+                    &name,
+                    &format!("invalid mount path: '{src}' mount path must be absolute"),
+                ));
+            }
+            // Unlike `-v`, `--mount` does not make a missing source.
+            if !Path::new(&src).exists() {
+                return Err(bad_mount(
+                    &name,
+                    &format!("bind source path does not exist: {src}"),
+                ));
+            }
+            Ok(MountRequest::Bind {
+                source: PathBuf::from(src),
+                destination,
+                read_only,
+            })
+        }
+        MountTypeEnum::VOLUME => {
+            no("BindOptions", m.bind_options.is_some())?;
+            no("TmpfsOptions", m.tmpfs_options.is_some())?;
+            let o = m.volume_options.clone().unwrap_or_default();
+            let driver = o.driver_config.clone().unwrap_or_default();
+            let create = VolumeDefaults {
+                driver: driver.name.filter(|d| !d.is_empty()),
+                options: driver.options.unwrap_or_default().into_iter().collect(),
+                labels: o.labels.unwrap_or_default().into_iter().collect(),
+            };
+            Ok(MountRequest::Volume {
+                name: source,
+                destination,
+                read_only,
+                create,
+            })
+        }
+        MountTypeEnum::TMPFS => {
+            no("BindOptions", m.bind_options.is_some())?;
+            no("VolumeOptions", m.volume_options.is_some())?;
+            if source.is_some() {
+                return Err(bad_mount(&name, "field Source must not be specified"));
+            }
+            let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+            if read_only {
+                options.push("ro".into());
+            }
+            let t = m.tmpfs_options.clone().unwrap_or_default();
+            if let Some(size) = t.size_bytes.filter(|s| *s > 0) {
+                options.push(format!("size={size}"));
+            }
+            if let Some(mode) = t.mode.filter(|m| *m > 0) {
+                options.push(format!("mode={mode:o}"));
+            }
+            Ok(MountRequest::Tmpfs {
+                destination,
+                options,
+            })
+        }
+        _ => Err(Error::bad_request(format!(
+            "invalid mount config: mount type unknown: \"{name}\""
+        ))),
+    }
+}
+
+/// Every mount a container asks for: `Binds`, then `Mounts`, then the
+/// `anonymous` paths neither covers. `--volume-driver` applies to the
+/// volumes `-v` creates. Two mounts on one path are refused, as Docker.
+pub fn requests(host: &HostConfig, anonymous: &[String]) -> Result<Vec<MountRequest>, Error> {
+    let volume_driver = host.volume_driver.clone().filter(|d| !d.is_empty());
+    let mut reqs = Vec::new();
+    for b in host.binds.iter().flatten() {
+        let mut r = parse_bind(b)?;
+        if let MountRequest::Volume { create, .. } = &mut r {
+            create.driver.clone_from(&volume_driver);
+        }
+        reqs.push(r);
+    }
+    for m in host.mounts.iter().flatten() {
+        reqs.push(parse_mount(m)?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &reqs {
+        if !seen.insert(r.destination().trim_end_matches('/').to_string()) {
+            return Err(Error::bad_request(format!(
+                "Duplicate mount point: {}",
+                r.destination()
+            )));
+        }
+    }
+    for a in anonymous {
+        if !a.starts_with('/') {
+            return Err(bad_spec(a, "mount path must be absolute"));
+        }
+        if !seen.contains(a.trim_end_matches('/')) {
+            reqs.push(MountRequest::Volume {
+                name: None,
+                destination: a.clone(),
+                read_only: false,
+                create: VolumeDefaults {
+                    driver: volume_driver.clone(),
+                    ..Default::default()
+                },
+            });
+        }
+    }
+    Ok(reqs)
 }
 
 /// A volume a container holds.
@@ -111,6 +292,7 @@ pub struct Volumes {
     held: Mutex<HashMap<String, Vec<Held>>>,
     points: Mutex<HashMap<String, Vec<MountPoint>>>,
     events: Arc<Events>,
+    plugins: Mutex<PluginDiscovery>,
 }
 
 fn vol_err(e: libvolume::Error) -> Error {
@@ -156,7 +338,16 @@ impl Volumes {
             held: Mutex::new(HashMap::new()),
             points: Mutex::new(HashMap::new()),
             events,
+            plugins: Mutex::new(PluginDiscovery::default()),
         })
+    }
+
+    /// Looks for volume plugins (sockets `NAME.sock`, spec files
+    /// `NAME.spec`/`NAME.json`) in `dirs` instead of Docker's directories.
+    /// Takes effect only before the first volume operation.
+    pub fn set_plugin_dirs(&self, dirs: Vec<PathBuf>) {
+        let d = PluginDiscovery::new(dirs.clone(), dirs);
+        *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = d;
     }
 
     fn created(&self, v: &Volume) {
@@ -197,8 +388,14 @@ impl Volumes {
                 let driver = LocalDriver::builder(self.root.join("volumes"))
                     .build()
                     .map_err(vol_err)?;
+                let plugins = self
+                    .plugins
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 VolumeService::builder(self.root.join("volume-state"))
                     .driver(Arc::new(driver))
+                    .plugin_discovery(plugins)
                     .build()
                     .await
                     .map_err(vol_err)
@@ -287,35 +484,76 @@ impl Volumes {
         Ok(())
     }
 
-    /// Mounts a container's volumes (`binds`, then `anonymous` paths not
-    /// already covered) and returns their OCI mounts; on error everything
-    /// this call did is undone.
+    /// `docker volume prune`: removes the unused volumes `filters` select
+    /// (anonymous ones only unless `all=true`; `label`, `label!`).
+    pub async fn prune(&self, filters: &Filters) -> Result<VolumePruneResponse, Error> {
+        let s = self.service().await?;
+        let get = |k: &str| filters.get(k).cloned().unwrap_or_default();
+        for k in filters.keys() {
+            if !matches!(k.as_str(), "all" | "label" | "label!") {
+                return Err(Error::bad_request(format!("invalid filter '{k}'")));
+            }
+        }
+        let all = match get("all").first().map(String::as_str) {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(v) => return Err(Error::bad_request(format!("invalid filter 'all={v}'"))),
+        };
+        let mut labels = get("label");
+        if !all {
+            labels.push(ANONYMOUS_LABEL.to_string());
+        }
+        let held: std::collections::HashSet<String> = {
+            let h = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            h.values().flatten().map(|h| h.name.clone()).collect()
+        };
+        let not_labels = get("label!");
+        let candidates = s
+            .list(&ListFilter {
+                labels,
+                dangling: Some(true),
+                ..Default::default()
+            })
+            .await
+            .map_err(vol_err)?;
+        let mut deleted = Vec::new();
+        let mut reclaimed: u64 = 0;
+        for v in candidates {
+            let excluded = not_labels.iter().any(|l| match l.split_once('=') {
+                Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
+                None => v.labels.contains_key(l),
+            });
+            if excluded || held.contains(&v.name) {
+                continue;
+            }
+            let size = v.mountpoint.as_deref().map_or(0, dir_size);
+            match s.remove(&v.name, false).await {
+                Ok(()) => {
+                    self.destroyed(&v.name);
+                    reclaimed += size;
+                    deleted.push(v.name);
+                }
+                // Mounted or removed meanwhile: not ours to prune.
+                Err(libvolume::Error::InUse { .. } | libvolume::Error::NotFound { .. }) => {}
+                Err(e) => return Err(vol_err(e)),
+            }
+        }
+        Ok(VolumePruneResponse {
+            volumes_deleted: Some(deleted),
+            space_reclaimed: Some(i64::try_from(reclaimed).unwrap_or(i64::MAX)),
+        })
+    }
+
+    /// Mounts a container's volumes (`Binds`, `Mounts`, then `anonymous`
+    /// paths not already covered) and returns their OCI mounts; on error
+    /// everything this call did is undone.
     pub async fn attach(
         &self,
         container: &str,
-        binds: &[String],
+        host: &HostConfig,
         anonymous: &[String],
     ) -> Result<Vec<Mount>, Error> {
-        let mut reqs = Vec::new();
-        for b in binds {
-            reqs.push(parse_bind(b)?);
-        }
-        for a in anonymous {
-            if !a.starts_with('/') {
-                return Err(bad_spec(a, "mount path must be absolute"));
-            }
-            let covered = reqs.iter().any(|r| match r {
-                MountRequest::Bind { destination, .. }
-                | MountRequest::Volume { destination, .. } => destination == a,
-            });
-            if !covered {
-                reqs.push(MountRequest::Volume {
-                    name: None,
-                    destination: a.clone(),
-                    read_only: false,
-                });
-            }
-        }
+        let reqs = requests(host, anonymous)?;
         let mut mounts = Vec::new();
         let mut points = Vec::new();
         let mut done: Vec<(Held, bool)> = Vec::new();
@@ -376,18 +614,51 @@ impl Volumes {
                     });
                     (source.clone(), destination, *read_only)
                 }
+                MountRequest::Tmpfs {
+                    destination,
+                    options,
+                } => {
+                    points.push(MountPoint {
+                        typ: Some(MountPointTypeEnum::TMPFS),
+                        destination: Some(destination.clone()),
+                        rw: Some(!options.iter().any(|o| o == "ro")),
+                        ..Default::default()
+                    });
+                    let m = oci_spec::runtime::MountBuilder::default()
+                        .destination(destination)
+                        .typ("tmpfs")
+                        .source("tmpfs")
+                        .options(options.clone())
+                        .build()
+                        .map_err(|e| Error::bad_request(e.to_string()))?;
+                    mounts.push(m);
+                    continue;
+                }
                 MountRequest::Volume {
                     name,
                     destination,
                     read_only,
+                    create,
                 } => {
                     let s = self.service().await?;
+                    let with_defaults = |mut req: CreateVolume| {
+                        if let Some(d) = &create.driver {
+                            req = req.driver(d.clone());
+                        }
+                        for (k, v) in &create.options {
+                            req = req.option(k.clone(), v.clone());
+                        }
+                        for (k, v) in &create.labels {
+                            req = req.label(k.clone(), v.clone());
+                        }
+                        req
+                    };
                     let (name, created) = match name {
                         Some(n) => match s.inspect(n).await {
                             Ok(_) => (n.clone(), false),
                             Err(e) if e.is_not_found() => {
                                 let v = s
-                                    .create(CreateVolume::named(n.clone()))
+                                    .create(with_defaults(CreateVolume::named(n.clone())))
                                     .await
                                     .map_err(|e| create_err(n, e))?;
                                 self.created(&v);
@@ -396,14 +667,13 @@ impl Volumes {
                             Err(e) => return Err(vol_err(e)),
                         },
                         None => {
-                            let v = s
-                                .create(CreateVolume::anonymous().label(ANONYMOUS_LABEL, ""))
-                                .await
-                                .map_err(vol_err)?;
+                            let req = CreateVolume::anonymous().label(ANONYMOUS_LABEL, "");
+                            let v = s.create(with_defaults(req)).await.map_err(vol_err)?;
                             self.created(&v);
                             (v.name, true)
                         }
                     };
+                    let driver = s.inspect(&name).await.map(|v| v.driver).unwrap_or_default();
                     let held = Held {
                         name: name.clone(),
                         anonymous: matches!(r, MountRequest::Volume { name: None, .. }),
@@ -422,7 +692,7 @@ impl Volumes {
                         name: Some(name.clone()),
                         source: Some(path.display().to_string()),
                         destination: Some(destination.clone()),
-                        driver: Some("local".into()),
+                        driver: Some(driver),
                         mode: Some(if *read_only { "ro" } else { "z" }.into()),
                         rw: Some(!*read_only),
                         propagation: Some(String::new()),
@@ -504,6 +774,28 @@ fn create_err(name: &str, e: libvolume::Error) -> Error {
     }
 }
 
+/// Bytes under `path` (files counted once per inode; errors count as 0).
+fn dir_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if seen.insert((md.dev(), md.ino())) {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
 /// The image's `Volumes` and the request's `Config.Volumes` (`-v /path`).
 pub fn anonymous_paths(
     image: &[String],
@@ -535,7 +827,8 @@ mod tests {
             MountRequest::Volume {
                 name: Some("cache".into()),
                 destination: "/c".into(),
-                read_only: false
+                read_only: false,
+                create: VolumeDefaults::default(),
             }
         );
         let e = parse_bind("cache:rel").unwrap_err().message;

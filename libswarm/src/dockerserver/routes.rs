@@ -508,6 +508,9 @@ async fn route(
             };
             Ok(json(StatusCode::OK, &b.volume_list(opts).await?))
         }
+        (&Method::POST, ["volumes", "prune"]) => {
+            Ok(json(StatusCode::OK, &b.volume_prune(q.filters()?).await?))
+        }
         (&Method::POST, ["volumes", "create"]) => {
             let o: VolumeCreateOptions = read_json(req).await?;
             Ok(json(StatusCode::CREATED, &b.volume_create(o).await?))
