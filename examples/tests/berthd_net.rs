@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::netns::{start_net as start, HOST_IP};
+use common::netns::{start_net as start, NetDaemon, HOST_IP};
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-berth > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -437,4 +437,108 @@ fn add_host_and_dns_options_shape_the_files() {
         "not-an-ip",
     );
     d.ok(&["network", "rm", "dnsnet"]);
+}
+
+#[test]
+fn networks_of_live_containers_survive_a_daemon_restart() {
+    let Some(mut d) = start() else { return };
+    d.ok(&["network", "create", "keep"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--network",
+        "keep",
+        "-p",
+        "8080:80",
+        "--add-host",
+        "db:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    d.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "keep",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    d.ok(&[
+        "run", "-d", "--name", "parked", "-p", "8081:80", "busybox", "sleep", "60",
+    ]);
+    d.ok(&["stop", "-t", "0", "parked"]);
+    let ip = |d: &NetDaemon, n: &str| {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            n,
+        ])
+    };
+    let before = ip(&d, "live");
+    assert!(before.starts_with("172."), "{before}");
+    // berthd goes away; the containers keep running under their shims.
+    d.stop();
+    assert_eq!(
+        d.fetch(&d.fake_host, "http://127.0.0.1:8080/"),
+        "hello-berth\n",
+        "served while berthd is down"
+    );
+    d.spawn();
+    assert_eq!(ip(&d, "live"), before, "inspect after the restart");
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ps.contains("live 0.0.0.0:8080->80/tcp"), "{ps}");
+    let net = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "keep",
+    ]);
+    assert!(net.contains("live"), "{net}");
+    // Names still resolve, ports stay taken, connect still edits hosts.
+    let fetch =
+        "for i in 1 2 3 4 5; do wget -q -O - http://live/ && exit 0; sleep 0.3; done; exit 1";
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "keep",
+            "busybox",
+            "sh",
+            "-c",
+            fetch
+        ]),
+        "hello-berth\n"
+    );
+    d.fails(
+        &["run", "--rm", "-p", "8080:80", "busybox", "true"],
+        "port is already allocated",
+    );
+    d.ok(&["network", "connect", "bridge", "live"]);
+    let hosts = d.ok(&["exec", "live", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("10.1.2.3\tdb\n"), "{hosts}");
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "live"]);
+    let own = format!("\t{}\n", &id[..12]);
+    assert_eq!(
+        hosts.matches(&own).count(),
+        2,
+        "one line per network: {hosts}"
+    );
+    // Stopped and created containers join their networks at start.
+    d.ok(&["start", "parked", "later"]);
+    let ports = d.ok(&["port", "parked"]);
+    assert!(ports.contains("0.0.0.0:8081"), "{ports}");
+    assert!(ip(&d, "later").starts_with("172."), "later has no address");
+    d.ok(&["rm", "-f", "live", "parked", "later"]);
+    d.ok(&["network", "rm", "keep"]);
+    let t = d.traces();
+    assert!(t.sandboxes.is_empty() && t.containers.is_empty(), "{t:?}");
 }

@@ -20,14 +20,6 @@ use libswarm::dockerclient::DockerClient;
 use libswarm::dockerserver::ListenAddr;
 use libswarm::suite::{self, Part};
 
-/// Suite parts berthd may not pass yet, with why. Such a part must pass
-/// or fail only because berthd answers "not implemented"; any other
-/// failure (a real bug) fails the test.
-const GAPS: &[(Part, &str)] = &[
-    (Part::TopStats, "docker top/stats are being added to berthd"),
-    (Part::Events, "docker events is being added to berthd"),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libswarm_suite_passes_against_berthd() {
     let Some(d) = tokio::task::spawn_blocking(start_net).await.unwrap() else {
@@ -38,15 +30,13 @@ async fn libswarm_suite_passes_against_berthd() {
     let results = suite::run_each(Arc::new(client), &Part::ALL).await;
     let mut failed = Vec::new();
     for (part, result) in &results {
-        match (result, GAPS.iter().find(|(p, _)| p == part)) {
-            (Ok(()), None) => eprintln!("suite {part:?}: ok"),
-            (Ok(()), Some(_)) => eprintln!("suite {part:?}: ok (listed as a gap: remove it)"),
-            (Err(e), Some((_, why))) if e.detail.contains("not implemented") => {
-                eprintln!("suite {part:?}: not yet ({why}): {e}")
-            }
-            (Err(e), _) => failed.push(format!("{part:?}: {e}")),
+        match result {
+            Ok(()) => eprintln!("suite {part:?}: ok"),
+            Err(e) => failed.push(format!("{part:?}: {e}")),
         }
     }
+    // Every part, none skipped.
+    assert_eq!(results.len(), Part::ALL.len());
     assert!(failed.is_empty(), "suite failures: {failed:#?}");
     // The suite removes what it made.
     let left = d.ok(&["ps", "-aq"]);

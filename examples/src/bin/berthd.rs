@@ -42,10 +42,6 @@ struct Args {
     /// and berthd creates no bridge or firewall rules anywhere.
     #[arg(long)]
     network_host_netns: Option<std::path::PathBuf>,
-    /// Where to find Docker volume plugins (NAME.sock, NAME.spec or
-    /// NAME.json), instead of /run/docker/plugins and /etc/docker/plugins.
-    #[arg(long)]
-    volume_plugin_dir: Vec<std::path::PathBuf>,
     /// Stop the running containers when berthd exits (SIGTERM, then
     /// SIGKILL after their stop timeout) instead of leaving them running.
     #[arg(long)]
@@ -94,13 +90,13 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         shim_program: std::env::current_exe().context("finding berthd's own path")?,
     })
     .context("--root")?;
-    if !args.volume_plugin_dir.is_empty() {
-        engine.set_volume_plugin_dirs(args.volume_plugin_dir.clone());
-    }
     if let Some(ns) = &args.network_host_netns {
         let net = Networking::start(&args.root.join("network"), ns)
             .await
             .context("--network-host-netns")?;
+        // The networks of containers an earlier berthd left (before
+        // restore, which may stop or start them).
+        net.restore(&args.root.join("containers")).await;
         engine
             .enable_networking(net)
             .context("--network-host-netns")?;

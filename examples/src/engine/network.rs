@@ -429,7 +429,39 @@ struct Attached {
     extra: Vec<(String, IpAddr)>,
 }
 
+/// What berthd keeps of an [`Attached`] in the container's directory
+/// (`network.json`), so a restarted berthd finds its containers'
+/// networks again; libnetwork keeps the sandbox and endpoints.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    name: String,
+    hostname: String,
+    extra: Vec<(String, IpAddr)>,
+    parked: Vec<(String, String, EndpointConfig)>,
+}
+
+const SAVED: &str = "network.json";
+
 impl Attached {
+    /// Writes `network.json` next to the hosts file (temp file, rename).
+    fn save(&self) {
+        let saved = Saved {
+            name: self.name.clone(),
+            hostname: self.hostname.clone(),
+            extra: self.extra.clone(),
+            parked: self.parked.clone(),
+        };
+        let path = self.hosts.with_file_name(SAVED);
+        let tmp = self.hosts.with_file_name(".network.json.tmp");
+        let written = serde_json::to_vec(&saved)
+            .map_err(std::io::Error::other)
+            .and_then(|j| std::fs::write(&tmp, j))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "saving the container's networks");
+        }
+    }
+
     /// Rewrites /etc/hosts in place (it is bind-mounted, so the inode
     /// stays): one line per address on each joined network, as Docker
     /// does on `network connect`.
@@ -575,6 +607,7 @@ impl Networking {
         let written = base
             .and_then(|b| std::fs::write(&resolv_conf, resolv_conf_text(&b, host, dns)))
             .and_then(|_| attached.write_hosts());
+        attached.save();
         self.lock().insert(id.to_string(), attached);
         if let Err(e) = written {
             self.release(id).await;
@@ -625,6 +658,59 @@ impl Networking {
         }
     }
 
+    /// After a berthd restart: the sandboxes and endpoints libnetwork kept,
+    /// matched with the `network.json` of each container under
+    /// `containers` (running containers stay joined; stopped ones keep
+    /// their parked networks for the next start). A sandbox whose
+    /// container is gone (a crash mid-create) is deleted.
+    pub async fn restore(&self, containers: &Path) {
+        let endpoints = self.ctl.endpoints().await;
+        let networks = self.ctl.networks().await;
+        for sb in self.ctl.sandboxes().await {
+            let dir = containers.join(&sb.config.container_id);
+            let saved = std::fs::read(dir.join(SAVED))
+                .map_err(|e| e.to_string())
+                .and_then(|j| serde_json::from_slice::<Saved>(&j).map_err(|e| e.to_string()));
+            let saved = match saved {
+                Ok(s) => s,
+                Err(e) if dir.exists() => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "container networks not restored");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::info!(sandbox = %sb.id, "deleting the sandbox of a container that is gone");
+                    for ep in endpoints
+                        .iter()
+                        .filter(|e| e.sandbox_id.as_ref() == Some(&sb.id))
+                    {
+                        let _ = self.ctl.detach(&ep.id).await;
+                    }
+                    let _ = self.ctl.delete_sandbox(&sb.id).await;
+                    continue;
+                }
+            };
+            let joined = endpoints
+                .iter()
+                .filter(|e| e.sandbox_id.as_ref() == Some(&sb.id))
+                .filter_map(|e| {
+                    let net = networks.iter().find(|n| n.id == e.network_id)?;
+                    Some((net.config.name.clone(), e.clone()))
+                })
+                .collect();
+            let attached = Attached {
+                name: saved.name,
+                sandbox: sb.clone(),
+                endpoints: joined,
+                parked: saved.parked,
+                hostname: saved.hostname,
+                hosts: dir.join("hosts"),
+                resolv_conf: dir.join("resolv.conf"),
+                extra: saved.extra,
+            };
+            self.lock().insert(sb.config.container_id.clone(), attached);
+        }
+    }
+
     /// A container stopped: leave its networks (freeing its addresses,
     /// published ports and DNS names, as Docker) but keep its namespace,
     /// which its spec names, for the next start.
@@ -642,6 +728,7 @@ impl Networking {
         }
         if let Some(a) = self.lock().get_mut(id) {
             a.parked.extend(parked);
+            a.save();
         }
     }
 
@@ -674,6 +761,7 @@ impl Networking {
             return Ok(());
         };
         a.endpoints.extend(joined);
+        a.save();
         a.write_hosts()
             .map_err(|e| Error::internal(format!("writing {}: {e}", a.hosts.display())))
     }
@@ -950,6 +1038,7 @@ impl Networking {
             match map.get_mut(id) {
                 Some(a) => {
                     a.endpoints.insert(n.config.name.clone(), ep);
+                    a.save();
                     (None, a.write_hosts())
                 }
                 None => (Some(ep.id), Ok(())),
@@ -971,7 +1060,11 @@ impl Networking {
                 let parked = a.parked.len();
                 a.parked.retain(|(net, _, _)| *net != n.config.name);
                 let ep = a.endpoints.remove(&n.config.name);
-                (ep.is_some() || a.parked.len() != parked).then(|| (ep, a.write_hosts()))
+                let changed = ep.is_some() || a.parked.len() != parked;
+                changed.then(|| {
+                    a.save();
+                    (ep, a.write_hosts())
+                })
             });
             found.ok_or_else(|| {
                 Error::conflict(format!(
