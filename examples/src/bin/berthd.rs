@@ -42,6 +42,10 @@ struct Args {
     /// and berthd creates no bridge or firewall rules anywhere.
     #[arg(long)]
     network_host_netns: Option<std::path::PathBuf>,
+    /// Where to find Docker volume plugins (NAME.sock, NAME.spec or
+    /// NAME.json), instead of /run/docker/plugins and /etc/docker/plugins.
+    #[arg(long)]
+    volume_plugin_dir: Vec<std::path::PathBuf>,
     /// Stop the running containers when berthd exits (SIGTERM, then
     /// SIGKILL after their stop timeout) instead of leaving them running.
     #[arg(long)]
@@ -90,6 +94,9 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         shim_program: std::env::current_exe().context("finding berthd's own path")?,
     })
     .context("--root")?;
+    if !args.volume_plugin_dir.is_empty() {
+        engine.set_volume_plugin_dirs(args.volume_plugin_dir.clone());
+    }
     if let Some(ns) = &args.network_host_netns {
         let net = Networking::start(&args.root.join("network"), ns)
             .await
