@@ -249,6 +249,65 @@ fn errors_go_to_stderr_and_the_json_log() {
     assert!(!env.root().join("bad").exists());
 }
 
+/// `--debug --log FILE`: every event once, on its own line, in the log
+/// and on stderr (an error used to repeat its cause on the same line).
+#[test]
+fn debug_log_has_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("config.json"), "{\"ociVersion\": 1}").unwrap();
+    let log = dir.path().join("debug.log");
+    let o = Command::new(BIN)
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args([
+            "--debug",
+            "--log",
+            log.to_str().unwrap(),
+            "create",
+            "--bundle",
+        ])
+        .arg(&bundle)
+        .arg("bad")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for out in [text.as_str(), &stderr] {
+        assert!(out.ends_with('\n'), "{out:?}");
+        assert_eq!(out.lines().count(), 1, "{out:?}");
+        assert_eq!(out.matches("expected a string").count(), 1, "{out:?}");
+    }
+    if !root_or_skip() {
+        return;
+    }
+    // A container's debug events, each once.
+    let env = Env::new(&["/bin/true"]);
+    let bundle = env.bundle();
+    let o = env.out(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "dbg",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'), "{text:?}");
+    let events: Vec<&str> = text.lines().skip(1).collect();
+    assert!(!events.is_empty(), "{text:?}");
+    for e in &events {
+        assert!(e.contains(" DEBUG ") || e.contains(" WARN "), "{text:?}");
+        let body = e.split_once(": ").map_or(*e, |(_, b)| b);
+        assert_eq!(text.matches(body).count(), 1, "{body:?} twice in {text:?}");
+    }
+}
+
 #[test]
 fn spec_writes_a_default_config() {
     let dir = tempfile::tempdir().unwrap();

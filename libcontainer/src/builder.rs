@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hook, Spec};
 
+use crate::cgroups::TasksFile;
 use crate::channel::{self, ChannelError, Message};
 use crate::clone::{clone_process, Forked};
 use crate::container::{Container, ContainerError};
@@ -87,7 +88,14 @@ pub trait CreateExtension {
     fn before_clone(&mut self, _spec: &Spec, _id: &str) -> Result<Option<OwnedFd>, String> {
         Ok(None)
     }
-    /// After clone, before the init goes on (e.g. add the pid on cgroup v1).
+    /// After `before_clone`: cgroup v1 `tasks` files the init writes `0`
+    /// to as its first step, placing itself without the kernel's global
+    /// cgroup lock (see [`crate::cgroups::place_self`]).
+    fn init_placement(&mut self) -> Result<Vec<TasksFile>, String> {
+        Ok(Vec::new())
+    }
+    /// After clone, before the init goes on (e.g. add the pid on cgroup v1
+    /// when the init does not place itself).
     fn after_clone(&mut self, _pid: i32) -> Result<(), String> {
         Ok(())
     }
@@ -377,6 +385,10 @@ fn create_inner(
             cgroup_fd = Some(fd);
         }
     }
+    let mut cgroup_tasks = Vec::new();
+    for e in guard.ext.iter_mut() {
+        cgroup_tasks.extend(e.init_placement().map_err(CreateError::Extension)?);
+    }
     let (parent_end, init_end) = channel::pair()?;
 
     // A child lands in a pid/time namespace that its parent joined "for
@@ -407,6 +419,7 @@ fn create_inner(
                 plan: s.plan,
                 ns: s.ns,
                 chan: init_end,
+                cgroup_tasks: &cgroup_tasks,
                 fifo: fifo_c,
                 runtime_hooks: !s.runtime_hooks.is_empty(),
                 create_container: s.create_container,
@@ -417,6 +430,7 @@ fn create_inner(
         Forked::Parent(pid) => pid,
     };
     drop(init_end);
+    drop(cgroup_tasks);
     guard.pid = pid;
     if s.ns.is_new(libc::CLONE_NEWUSER) {
         // SAFETY: geteuid has no preconditions.
@@ -438,10 +452,14 @@ fn create_inner(
         e.after_clone(pid).map_err(CreateError::Extension)?;
     }
     st.oci.pid = pid;
-    st.start_time = state::process_start_time(pid).unwrap_or(0);
-    st.write(dir)?;
     let hook_state = serde_json::to_vec(&st.oci).unwrap_or_default();
     parent_end.send(&Message::Go(hook_state.clone()))?;
+    // The init works meanwhile; state.json is written once it is ready
+    // (or now for runtime hooks, which may ask `state` for the pid).
+    st.start_time = state::process_start_time(pid).unwrap_or(0);
+    if !s.runtime_hooks.is_empty() {
+        st.write(dir)?;
+    }
     let poststop = || Some((st.hooks.poststop.clone(), hook_state.clone()));
     loop {
         match parent_end.recv() {

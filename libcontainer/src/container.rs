@@ -261,8 +261,9 @@ impl Container {
                 msg,
             });
         }
+        // No state.json write: with the exec fifo gone, a live init reads
+        // as running (StoredState::refresh).
         self.state.oci.status = Status::Running;
-        self.state.write(&self.dir)?;
         let hooks = self.state.hooks.poststart.clone();
         if !hooks.is_empty() {
             let json = self.state_json(Status::Running);

@@ -1,10 +1,10 @@
 //! `exec`: run another process inside a running container. It joins every
 //! namespace of the container's init (the pid namespace through the
 //! parent, so the clone lands in it), its cgroups (`CLONE_INTO_CGROUP` on
-//! the unified hierarchy, v1 hierarchies before it may exec), its root,
-//! and gets its own user, capabilities, seccomp and no_new_privs through
-//! the same [`InitExtension`] points as an init. Our binary is never
-//! re-executed.
+//! the unified hierarchy; in v1 ones it writes `0` to their `tasks` files
+//! before anything else), its root, and gets its own user, capabilities,
+//! seccomp and no_new_privs through the same [`InitExtension`] points as an
+//! init. Our binary is never re-executed.
 
 use std::ffi::CString;
 use std::io;
@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use oci_spec::runtime::Process;
 
 use crate::builder::CreateExtension;
+use crate::cgroups::TasksFile;
 use crate::channel::{self, Channel, Message};
 use crate::clone::{clone_process, Forked};
 use crate::container::Container;
@@ -186,6 +187,15 @@ impl ExecBuilder {
             })?,
             None => None,
         };
+        // The child moves itself into the v1 cgroups (no global cgroup
+        // lock, see `cgroups::place_self`); clone3 puts it in the unified one.
+        let cgroup_tasks = match &cgroups {
+            Some(m) => m.v1_tasks_files().map_err(|e| ExecError::Extension {
+                id: id.clone(),
+                msg: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
         let spec = oci_spec::runtime::Spec::default();
         for e in &mut self.create_ext {
             e.before_clone(&spec, &id)
@@ -201,6 +211,7 @@ impl ExecBuilder {
             root: &root,
             plan: &plan,
             chan: &child_chan,
+            cgroup_tasks: &cgroup_tasks,
             extensions: &self.init_ext,
         };
         // Our children are born in the container's pid namespace from now
@@ -231,6 +242,7 @@ impl ExecBuilder {
             Forked::Parent(p) => p,
         };
         drop(child_chan);
+        drop(cgroup_tasks);
         let proc_handle = ExecProcess { pid: child_pid };
         let fail = |msg: String| {
             // SAFETY: killing and reaping our own child.
@@ -241,11 +253,6 @@ impl ExecBuilder {
                 msg,
             }
         };
-        if let Some(m) = &cgroups {
-            if let Err(e) = m.add_pid(nix::unistd::Pid::from_raw(child_pid)) {
-                return Err(fail(e.to_string()));
-            }
-        }
         for e in &mut self.create_ext {
             if let Err(msg) = e.after_clone(child_pid) {
                 return Err(fail(msg));
@@ -270,6 +277,7 @@ struct ChildPlan<'a> {
     root: &'a OwnedFd,
     plan: &'a ProcessPlan,
     chan: &'a Channel,
+    cgroup_tasks: &'a [TasksFile],
     extensions: &'a [Box<dyn InitExtension + Send + Sync>],
 }
 
@@ -298,6 +306,7 @@ fn child_setup(c: &ChildPlan<'_>) -> Result<std::convert::Infallible, InitError>
         Message::Go(_) => {}
         other => return Err(InitError::Protocol(other)),
     }
+    init::join_cgroups(c.cgroup_tasks)?;
     for (flag, fd) in c.joins {
         // SAFETY: setns on an open namespace fd of the checked type.
         sys("setns", unsafe { libc::setns(fd.as_raw_fd(), *flag) })?;

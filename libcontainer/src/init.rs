@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use oci_spec::runtime::Hook;
 
+use crate::cgroups::{place_self, TasksFile};
 use crate::channel::{Channel, ChannelError, Message};
 use crate::hooks::{self, HookError};
 use crate::namespaces::NamespacePlan;
@@ -88,6 +89,8 @@ pub(crate) struct InitContext<'a> {
     pub plan: &'a InitPlan,
     pub ns: &'a NamespacePlan,
     pub chan: Channel,
+    /// cgroup v1 `tasks` files to write `0` to (place ourselves).
+    pub cgroup_tasks: &'a [TasksFile],
     pub fifo: CString,
     /// The parent runs prestart/createRuntime hooks mid-setup.
     pub runtime_hooks: bool,
@@ -120,6 +123,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
         Message::Go(s) => s,
         other => return Err(InitError::Protocol(other)),
     };
+    join_cgroups(ctx.cgroup_tasks)?;
 
     // Join namespaces given by path (pid and time were joined by the
     // parent, which is how a child lands in them).
@@ -302,6 +306,15 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
     // SAFETY: writing a valid buffer to our open fifo fd.
     unsafe { libc::write(fifo.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
     Err(err)
+}
+
+/// Place ourselves in the container's v1 cgroups (before anything that
+/// may allocate memory or fork on its behalf).
+pub(crate) fn join_cgroups(files: &[TasksFile]) -> Result<(), InitError> {
+    place_self(files).map_err(|(i, source)| InitError::Sys {
+        what: format!("join cgroup {}", files[i].path.display()),
+        source,
+    })
 }
 
 /// The first of the PATH candidates that exists and is executable.

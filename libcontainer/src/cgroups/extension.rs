@@ -1,7 +1,8 @@
 //! Glue to the container lifecycle: a [`CreateExtension`] that creates the
 //! cgroups before the init is cloned, hands the core the unified directory
-//! for `CLONE_INTO_CGROUP`, places the pid in the v1 hierarchies, and keeps
-//! the manager in state.json; plus loading it back from a [`Container`].
+//! for `CLONE_INTO_CGROUP`, opens the v1 `tasks` files the init places
+//! itself with, and keeps the manager in state.json; plus loading it back
+//! from a [`Container`].
 
 use std::os::fd::OwnedFd;
 
@@ -10,6 +11,7 @@ use oci_spec::runtime::Spec;
 use super::config::CgroupConfig;
 use super::error::Result;
 use super::manager::{CgroupManager, DeleteOptions};
+use super::place::TasksFile;
 use crate::builder::CreateExtension;
 use crate::container::Container;
 
@@ -28,6 +30,8 @@ pub const STATE_KEY: &str = "cgroups";
 #[derive(Debug, Default)]
 pub struct CgroupExtension {
     manager: Option<CgroupManager>,
+    /// The init places itself in v1 (and clone3 in the unified one).
+    placed_by_init: bool,
 }
 
 impl CgroupExtension {
@@ -55,10 +59,21 @@ impl CreateExtension for CgroupExtension {
         Ok(fd)
     }
 
+    fn init_placement(&mut self) -> std::result::Result<Vec<TasksFile>, String> {
+        let Some(m) = &self.manager else {
+            return Ok(Vec::new());
+        };
+        let files = m.v1_tasks_files().map_err(|e| e.to_string())?;
+        self.placed_by_init = true;
+        Ok(files)
+    }
+
     fn after_clone(&mut self, pid: i32) -> std::result::Result<(), String> {
         match &self.manager {
-            // Writing the unified cgroup.procs too is a no-op after
-            // CLONE_INTO_CGROUP, and places the init if clone3 fell back.
+            // The init wrote `0` to its v1 `tasks` files and clone3 put it
+            // in the unified cgroup: writing its pid here would only wait
+            // for the kernel's global cgroup lock.
+            Some(_) if self.placed_by_init => Ok(()),
             Some(m) => m
                 .add_pid(nix::unistd::Pid::from_raw(pid))
                 .map_err(|e| e.to_string()),

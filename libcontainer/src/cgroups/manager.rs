@@ -49,9 +49,9 @@ pub struct CgroupManager {
     /// Device rules from creation time without `linux.resources.devices`
     /// (so `update` can replace only the user part).
     base_device_rules: Option<Vec<DeviceRule>>,
-    /// The default parent (`/berth`) in each hierarchy when we live under
-    /// it: shared by containers, removed by whichever leaves it empty.
-    #[serde(default)]
+    /// Parents an older version removed with the last container (states
+    /// written before `/berth` was kept); empty now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     shared_parents: Vec<PathBuf>,
     #[serde(skip, default = "real_fs")]
     fs: Arc<dyn CgroupFs>,
@@ -104,16 +104,6 @@ impl CgroupManager {
             mgr.remove_created();
             return Err(e);
         }
-        if under_default {
-            let mut parents: Vec<PathBuf> = mgr
-                .all_dirs()
-                .iter()
-                .filter_map(|d| d.parent().map(Path::to_path_buf))
-                .collect();
-            parents.sort();
-            parents.dedup();
-            mgr.shared_parents = parents;
-        }
         if let Some(rules) = &config.device_rules {
             let user = config.resources.devices().as_ref().map_or(0, Vec::len);
             mgr.base_device_rules = Some(rules[..rules.len().saturating_sub(user)].to_vec());
@@ -121,6 +111,14 @@ impl CgroupManager {
         if let Err(e) = mgr.apply(&config.resources, config.device_rules.as_deref()) {
             mgr.remove_created();
             return Err(e);
+        }
+        if under_default {
+            // The default parent (`/berth`) is shared and kept, like
+            // Docker's `/docker`: the next container finds it, and
+            // `delete` only removes the container's own directories.
+            let leaves: BTreeSet<PathBuf> =
+                mgr.all_dirs().into_iter().map(Path::to_path_buf).collect();
+            mgr.created.retain(|d| leaves.contains(d));
         }
         tracing::debug!(mode = ?mgr.mode, v1 = ?mgr.v1, unified = ?mgr.unified, "cgroups created");
         Ok(mgr)
@@ -411,11 +409,21 @@ impl CgroupManager {
     /// already placed it in the unified one).
     pub fn add_pid_v1(&self, pid: Pid) -> Result<()> {
         let pid = pid.as_raw().to_string();
-        let mut seen = BTreeSet::new();
-        for d in self.v1.values().filter(|d| seen.insert(d.as_path())) {
+        for d in self.v1_dirs() {
             self.dir(d).write("cgroup.procs", &pid)?;
         }
         Ok(())
+    }
+
+    /// Every distinct v1 directory of the container (controllers mounted
+    /// together share one).
+    pub(crate) fn v1_dirs(&self) -> Vec<&Path> {
+        let mut seen = BTreeSet::new();
+        self.v1
+            .values()
+            .filter(|d| seen.insert(d.as_path()))
+            .map(PathBuf::as_path)
+            .collect()
     }
 
     /// An open directory descriptor of the unified cgroup, for
@@ -616,7 +624,7 @@ impl CgroupManager {
             }
         }
         for d in &self.shared_parents {
-            // Busy while another container lives there: that one removes it.
+            // Busy while another container lives there.
             let _ = self.fs.remove_dir(d);
         }
         Ok(())

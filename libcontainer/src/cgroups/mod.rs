@@ -22,11 +22,13 @@
 //!    limit is written before the container process exists, so tiny limits
 //!    (pids 1, 4 MiB of memory) hold from its first instruction.
 //! 2. **Placing the process**: pass [`CgroupManager::unified_dir_fd`] (on a
-//!    v2 or hybrid host) to `clone3` with `CLONE_INTO_CGROUP`; then, before
-//!    the init goes on, call [`CgroupManager::add_pid`] (every hierarchy; a
-//!    no-op write for the unified one it is already in) or
-//!    [`CgroupManager::add_pid_v1`]. The pids limit counts the container's
-//!    init: do not fork helpers inside the cgroup.
+//!    v2 or hybrid host) to `clone3` with `CLONE_INTO_CGROUP`, and hand the
+//!    child [`CgroupManager::v1_tasks_files`]: it calls [`place_self`]
+//!    before it goes on, which is microseconds where the runtime writing the
+//!    child's pid ([`CgroupManager::add_pid`], [`CgroupManager::add_pid_v1`],
+//!    still there for processes that cannot cooperate) waits for an RCU
+//!    grace period. The pids limit counts the container's init: do not fork
+//!    helpers inside the cgroup.
 //! 3. **State**: the manager is `Serialize`/`Deserialize`; store it in the
 //!    container's state ([`STATE_KEY`]) and reload it in later invocations.
 //! 4. **Operations**: [`freeze`](CgroupManager::freeze) /
@@ -68,6 +70,7 @@ mod fs;
 mod manager;
 mod oom;
 mod path;
+mod place;
 mod stats;
 mod v1;
 mod v2;
@@ -82,6 +85,7 @@ pub use fs::{CgroupFs, MemFs, RealFs};
 pub use manager::{hugepage_sizes, CgroupManager, DeleteOptions};
 pub use oom::{OomEvent, OomWatcher};
 pub use path::{CgroupPath, DEFAULT_PARENT};
+pub use place::{place_self, TasksFile};
 pub use stats::{BlkioEntry, BlkioStats, CpuStats, HugetlbStats, MemoryStats, PidsStats, Stats};
 pub use v2::bpf::Insn as BpfInsn;
 pub use v2::devices::{compile as compile_device_program, evaluate as evaluate_device_program};

@@ -740,17 +740,19 @@ fn v2_freeze_waits_for_cgroup_events() {
 }
 
 #[test]
-fn the_default_parent_goes_with_the_last_container() {
+fn the_default_parent_is_kept_for_the_next_container() {
     let (fs, hier, own) = hybrid_host();
     let a = create(&fs, &hier, &own, &config("/berth/a", "{}")).unwrap();
     let b = create(&fs, &hier, &own, &config("/berth/b", "{}")).unwrap();
-    // a made /berth, but b still lives there.
     a.delete(DeleteOptions::default()).unwrap();
     assert!(fs.is_dir("/sys/fs/cgroup/memory/berth/b"));
-    // b did not make /berth, yet as the last one under it removes it.
+    assert!(!fs.is_dir("/sys/fs/cgroup/memory/berth/a"));
     b.delete(DeleteOptions::default()).unwrap();
-    assert!(!fs.is_dir("/sys/fs/cgroup/memory/berth"));
-    assert!(!fs.is_dir("/sys/fs/cgroup/unified/berth"));
+    assert!(!fs.is_dir("/sys/fs/cgroup/memory/berth/b"));
+    assert!(!fs.is_dir("/sys/fs/cgroup/unified/berth/b"));
+    // The shared parent stays, so the next create makes only its leaf.
+    assert!(fs.is_dir("/sys/fs/cgroup/memory/berth"));
+    assert!(fs.is_dir("/sys/fs/cgroup/unified/berth"));
     // Other parents are never touched.
     fs.mkdir_p("/sys/fs/cgroup/memory/mine");
     let c = create(&fs, &hier, &own, &config("/mine/c", "{}")).unwrap();

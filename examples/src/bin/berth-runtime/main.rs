@@ -138,8 +138,46 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // The stderr layer prints it; the file layer logs it.
-            tracing::error!("{e:#}");
+            tracing::error!("{}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, like `{:#}`, but without a cause
+/// the message before already ends with: errors that show their source in
+/// their own message (most of libcontainer's) would repeat it otherwise.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("config.json: {source}")]
+    struct Shows {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_shown_is_not_repeated() {
+        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::new(Shows { source: io() });
+        assert_eq!(error_text(&e), format!("config.json: {}", io()));
+        let e = anyhow::Error::new(io()).context("reading the bundle");
+        assert_eq!(error_text(&e), format!("reading the bundle: {}", io()));
     }
 }

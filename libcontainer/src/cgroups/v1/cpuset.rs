@@ -20,7 +20,14 @@ pub(crate) fn inherit_from_parent(fs: &dyn CgroupFs, dir: &Path) -> Result<()> {
     let p = Dir::new(fs, parent);
     for file in ["cpuset.cpus", "cpuset.mems"] {
         if d.read_trimmed(file)?.is_empty() {
-            d.write(file, p.read_trimmed(file)?)?;
+            let mut value = p.read_trimmed(file)?;
+            if value.is_empty() {
+                // Another runtime made the parent a moment ago and has not
+                // filled it yet: fill it from above (the root never is empty).
+                inherit_from_parent(fs, parent)?;
+                value = p.read_trimmed(file)?;
+            }
+            d.write(file, value)?;
         }
     }
     Ok(())
