@@ -373,6 +373,26 @@ fn publish_all_static_ips_and_hosts_follow_connect() {
         ],
         "No such container: nosuch",
     );
+    for (flag, value, conflict) in [
+        ("--hostname", "h", "hostname"),
+        ("-p", "80", "port publishing"),
+        ("--add-host", "a:10.0.0.1", "custom host-to-IP mapping"),
+        ("--dns", "10.0.0.1", "dns"),
+    ] {
+        d.fails(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "container:pinned",
+                flag,
+                value,
+                "busybox",
+                "true",
+            ],
+            &format!("conflicting options: {conflict}"),
+        );
+    }
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
     d.fails(
         &[

@@ -168,7 +168,10 @@ impl LocalBackend {
     ) -> Result<oci_spec::runtime::Spec> {
         let host = body.host_config.clone().unwrap_or_default();
         let net = match self.inner.network.get() {
-            _ if matches!(network::mode(&host)?, Mode::Container(_)) => self.shared_netns(&host)?,
+            _ if matches!(network::mode(&host)?, Mode::Container(_)) => {
+                network::check_container_mode(body)?;
+                self.shared_netns(&host)?
+            }
             Some(n) => {
                 let hostname = body
                     .config

@@ -60,6 +60,37 @@ pub fn mode(host: &HostConfig) -> Result<Mode> {
     }
 }
 
+/// Docker's refusals for `--network container:` (the target owns the
+/// hostname, DNS, hosts file, ports and MAC address).
+pub fn check_container_mode(body: &ContainerCreateBody) -> Result<()> {
+    let host = body.host_config.clone().unwrap_or_default();
+    if !matches!(mode(&host)?, Mode::Container(_)) {
+        return Ok(());
+    }
+    let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let given = |v: &Option<String>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let ports = host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+        || host.publish_all_ports == Some(true);
+    let conflict = if given(&body.config.hostname) {
+        "hostname and the network mode"
+    } else if set(&host.links) {
+        "container type network can't be used with links. This would result in undefined behavior"
+    } else if set(&host.dns) {
+        "dns and the network mode"
+    } else if set(&host.extra_hosts) {
+        "custom host-to-IP mapping and the network mode"
+    } else if ports {
+        "port publishing and the container type network mode"
+    } else if given(&body.config.mac_address) {
+        "mac-address and the network mode"
+    } else {
+        return Ok(());
+    };
+    Err(Error::bad_request(format!(
+        "conflicting options: {conflict}"
+    )))
+}
+
 /// What the spec needs to know about a container's network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetSpec {
@@ -1114,6 +1145,24 @@ mod tests {
         assert_eq!(mode(&h).unwrap(), Mode::Container("x".into()));
         h.network_mode = Some("container:".into());
         assert!(mode(&h).is_err());
+        h.network_mode = Some("container:x".into());
+        let mut body = ContainerCreateBody {
+            host_config: Some(h.clone()),
+            ..Default::default()
+        };
+        assert!(check_container_mode(&body).is_ok());
+        body.config.hostname = Some("h".into());
+        let e = check_container_mode(&body).unwrap_err();
+        assert!(
+            e.to_string().contains("conflicting options: hostname"),
+            "{e}"
+        );
+        body.config.hostname = None;
+        h.publish_all_ports = Some(true);
+        body.host_config = Some(h.clone());
+        let e = check_container_mode(&body).unwrap_err();
+        assert!(e.to_string().contains("port publishing"), "{e}");
+        h.publish_all_ports = None;
         h.network_mode = None;
         h.port_bindings = Some(HashMap::from([(
             "80/tcp".to_string(),
