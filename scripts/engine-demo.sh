@@ -27,14 +27,16 @@ BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 say "building berthd (release; the first build takes a few minutes)"
 cargo build --release -q -p examples --bin berthd
-BERTHD=$PWD/${CARGO_TARGET_DIR:-target}/release/berthd
+TARGET=${CARGO_TARGET_DIR:-target}
+[[ "$TARGET" == /* ]] || TARGET=$PWD/$TARGET
+BERTHD=$TARGET/release/berthd
 
 BERTH_CG=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -name berth | wc -l)
 WORK=$(mktemp -d /tmp/berthd-demo.XXXXXX)
 PID=
 cleanup() {
-    local rc=$? ids id cg p
-    set +e
+    local rc=$? ids= id cg p
+    set +eu
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         # Remove the containers explicitly: berthd may keep them running
         # across its own restart, so stopping it is not enough.

@@ -38,7 +38,9 @@ for c in docker podman nsenter; do command -v $c >/dev/null || { echo "needs $c"
 # BERTHD=/path/to/berthd skips the build (e.g. to bench a fixed binary).
 if [ -z "${BERTHD:-}" ]; then
     cargo build --release -q -p examples --bin berthd
-    BERTHD=$PWD/${CARGO_TARGET_DIR:-target}/release/berthd
+    TARGET=${CARGO_TARGET_DIR:-target}
+    [[ "$TARGET" == /* ]] || TARGET=$PWD/$TARGET
+    BERTHD=$TARGET/release/berthd
 fi
 
 NS=berthbench-$$

@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-30}
 cargo build --release -q -p examples --bin berthd
-BERTHD=$PWD/${CARGO_TARGET_DIR:-target}/release/berthd
+TARGET=${CARGO_TARGET_DIR:-target}
+[[ "$TARGET" == /* ]] || TARGET=$PWD/$TARGET
+BERTHD=$TARGET/release/berthd
 P=$(mktemp -d /tmp/berthd-bench.XXXXXX)
 LOCK_EXISTED=$([ -e /dev/shm/libpod_lock ] && echo 1 || echo 0)
 PODMAN=(podman --root "$P/proot" --runroot "$P/prun" --storage-driver overlay
