@@ -12,6 +12,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -343,5 +344,94 @@ fn restart_always_survives_berthd_restarts_and_docker_stop_prevents_it() {
         state(env.d(), "always").starts_with("running")
     });
     env.d().ok(&["rm", "-f", "always"]);
+    env.finish();
+}
+
+#[test]
+fn run_t_gives_a_pty_that_survives_a_berthd_restart() {
+    let Some(mut env) = Env::start() else { return };
+    let out = env.d().docker(&[
+        "run",
+        "-t",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo on a tty; exit 3",
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    // A pty: one stream, with the terminal's CRLF.
+    assert_eq!(out.stdout, "on a tty\r\n");
+
+    env.d().ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "term",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; echo to stderr >&2; sleep 1000",
+    ]);
+    eventually("the tty's output", 10, || {
+        env.d().ok(&["logs", "term"]).contains("stderr")
+    });
+    env.stop_daemon(Signal::SIGKILL);
+    env.start_daemon(&[]);
+    assert_eq!(
+        env.d()
+            .ok(&["inspect", "-f", "{{.Config.Tty}} {{.State.Status}}", "term"]),
+        "true running\n"
+    );
+    assert_eq!(env.d().ok(&["logs", "term"]), "hello\r\nto stderr\r\n");
+    env.d().ok(&["rm", "-f", "term"]);
+
+    // docker run -it under a terminal (script(1) gives the CLI one): the
+    // size, stdin through the pty, and the exit code.
+    if Path::new("/usr/bin/script").exists() {
+        let d = env.d();
+        let cmd = "stty rows 22 cols 77; docker run -it --rm busybox sh -c 'stty size; read x; echo got $x; exit 4'";
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qefc", cmd, "/dev/null"])
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", d.dir.path().join("config"))
+            .env("DOCKER_CLI_HINTS", "false")
+            .env(
+                "PATH",
+                format!(
+                    "/usr/local/bin:{}",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = stdin.write_all(b"hello\n");
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("docker run -it timed out");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let _ = feeder.join();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(4), "{stdout}");
+        assert!(stdout.contains("22 77"), "{stdout}");
+        assert!(stdout.contains("got hello"), "{stdout}");
+    } else {
+        eprintln!("no script(1): skipping the docker run -it part");
+    }
     env.finish();
 }

@@ -497,6 +497,7 @@ impl Backend for LocalBackend {
             manually_stopped: false,
             restarting: false,
             no_restart: false,
+            monitor: None,
             live: broadcast::channel(1024).0,
             life: watch::channel(Lifecycle::default()).0,
             stdin_tx,
@@ -678,7 +679,7 @@ impl Backend for LocalBackend {
             }
         };
         let mut config = r.body.config.clone();
-        config.tty = Some(false);
+        config.tty = Some(r.tty());
         Ok(ContainerInspectResponse {
             id: Some(r.id.clone()),
             created: Some(rfc3339(r.created)),
@@ -759,6 +760,7 @@ impl Backend for LocalBackend {
             None
         };
         let r = &map[&id];
+        let tty = r.tty();
         let want = move |s: StreamKind| match s {
             StreamKind::Stderr => options.stderr,
             _ => options.stdout,
@@ -781,11 +783,12 @@ impl Backend for LocalBackend {
         } else {
             replay.boxed()
         };
-        Ok(AttachSession {
-            stdin,
-            output,
-            tty: false,
-        })
+        Ok(AttachSession { stdin, output, tty })
+    }
+
+    async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let id = self.id_of(id)?;
+        self.resize_tty(&id, height, width).await
     }
 
     async fn container_stats(

@@ -52,6 +52,13 @@ pub enum Request {
         /// The bytes.
         data: ByteStream,
     },
+    /// Resize the pty (`-t`).
+    Resize {
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
 }
 
 /// A piece of output as the shim read it.

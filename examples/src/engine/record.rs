@@ -204,6 +204,8 @@ pub struct Record {
     pub restarting: bool,
     /// berthd is stopping it at its exit: no restart now.
     pub no_restart: bool,
+    /// Requests to the shim of the current run (resize).
+    pub monitor: Option<libchan::Sender<super::monitor::Request>>,
     /// Live output.
     pub live: broadcast::Sender<Live>,
     /// The stdin writer an attach takes (`-i`; one attach, as StdinOnce).
@@ -292,6 +294,7 @@ impl Stored {
             manually_stopped: self.manually_stopped,
             restarting: false,
             no_restart: false,
+            monitor: None,
             live: broadcast::channel(1024).0,
             stdin_tx: None,
             stdin_rx: None,
@@ -415,6 +418,20 @@ impl Record {
             .as_ref()
             .and_then(|h| h.auto_remove)
             .unwrap_or(false)
+    }
+
+    /// Runs on a pty (`-t`).
+    pub fn tty(&self) -> bool {
+        self.body.config.tty.unwrap_or(false)
+    }
+
+    /// The pty's first size (rows, columns): `HostConfig.ConsoleSize`.
+    pub fn console_size(&self) -> Option<(u16, u16)> {
+        let size = self.body.host_config.as_ref()?.console_size.as_ref()?;
+        match size.as_slice() {
+            [h, w] if *h > 0 && *w > 0 => Some(((*h).try_into().ok()?, (*w).try_into().ok()?)),
+            _ => None,
+        }
     }
 
     /// `docker ps` status text.

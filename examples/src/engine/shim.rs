@@ -21,12 +21,14 @@ use std::time::Duration;
 use libchan::{Builder, Connection, Transport};
 use libcontainer::builder::load_spec;
 use libcontainer::cgroups::CgroupExtension;
+use libcontainer::console::Console;
 use libcontainer::lsm::LsmHost;
 use libcontainer::security::ProcessSecurity;
 use libcontainer::ContainerBuilder;
 use libswarm::util::now_nanos;
 use libswarm::StreamKind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::Read;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::monitor::{self, Chunk, Exit, Request};
@@ -50,6 +52,11 @@ pub struct ShimArgs {
     pub socket: PathBuf,
     /// Give the container a stdin pipe (`-i`) instead of /dev/null.
     pub stdin: bool,
+    /// Run the process on a pseudo-terminal (`-t`): the shim holds the
+    /// master, and stdout and stderr are one stream.
+    pub tty: bool,
+    /// The pty's first size (rows, columns), as `docker run` asks for it.
+    pub console_size: Option<(u16, u16)>,
 }
 
 impl ShimArgs {
@@ -62,19 +69,30 @@ impl ShimArgs {
             self.ready.clone().into(),
             self.socket.clone().into(),
             if self.stdin { "stdin" } else { "-" }.into(),
+            match (self.tty, self.console_size) {
+                (false, _) => "-".to_string(),
+                (true, None) => "tty".to_string(),
+                (true, Some((h, w))) => format!("tty:{h}x{w}"),
+            }
+            .into(),
         ]
     }
 
     /// Parses what [`ShimArgs::to_args`] made.
     pub fn parse(args: &[std::ffi::OsString]) -> Option<ShimArgs> {
         match args {
-            [state_root, id, bundle, ready, socket, stdin] => Some(ShimArgs {
+            [state_root, id, bundle, ready, socket, stdin, tty] => Some(ShimArgs {
                 state_root: state_root.into(),
                 id: id.to_str()?.to_string(),
                 bundle: bundle.into(),
                 ready: ready.into(),
                 socket: socket.into(),
                 stdin: stdin == "stdin",
+                tty: tty.to_str()?.starts_with("tty"),
+                console_size: tty.to_str()?.strip_prefix("tty:").and_then(|s| {
+                    let (h, w) = s.split_once('x')?;
+                    Some((h.parse().ok()?, w.parse().ok()?))
+                }),
             }),
             _ => None,
         }
@@ -94,15 +112,25 @@ pub fn ready_socket(state_root: &Path, id: &str) -> PathBuf {
     state_root.join(format!("{short}.ready"))
 }
 
-fn create_and_start(a: &ShimArgs) -> anyhow::Result<libcontainer::Container> {
-    let spec = load_spec(&a.bundle.join("config.json"))?;
+fn create_and_start(
+    a: &ShimArgs,
+    console: Option<Console>,
+) -> anyhow::Result<libcontainer::Container> {
+    let mut spec = load_spec(&a.bundle.join("config.json"))?;
+    if let Some(p) = spec.process_mut().as_mut() {
+        p.set_terminal(Some(console.is_some()));
+    }
     let security = ProcessSecurity::from_spec(
         &spec,
         &a.bundle,
         &LsmHost::detect(),
         Some(&a.state_root.join(".seccomp")),
     )?;
-    let mut c = ContainerBuilder::new(a.id.clone(), &a.bundle)
+    let mut builder = ContainerBuilder::new(a.id.clone(), &a.bundle);
+    if let Some(console) = console {
+        builder = builder.console(console);
+    }
+    let mut c = builder
         .root(&a.state_root)
         .spec(spec)
         .create_extension(Box::new(CgroupExtension::default()))
@@ -119,9 +147,12 @@ fn create_and_start(a: &ShimArgs) -> anyhow::Result<libcontainer::Container> {
 /// A started container and the shim's ends of its stdio.
 struct Started {
     container: libcontainer::Container,
+    /// Pipes, or the pty master as stdout.
     stdout: OwnedFd,
-    stderr: OwnedFd,
+    stderr: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
+    /// The pty master (`-t`), for resizes.
+    pty: Option<Arc<OwnedFd>>,
     listener: std::os::unix::net::UnixListener,
     log: std::fs::File,
 }
@@ -141,6 +172,9 @@ fn start(a: &ShimArgs) -> anyhow::Result<Started> {
         .read(true)
         .write(true)
         .open("/dev/null")?;
+    if a.tty {
+        return start_on_pty(a, log, listener, &devnull);
+    }
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let stdin = if a.stdin {
@@ -153,7 +187,7 @@ fn start(a: &ShimArgs) -> anyhow::Result<Started> {
     };
     nix::unistd::dup2_stdout(&out_w)?;
     nix::unistd::dup2_stderr(&err_w)?;
-    let created = create_and_start(a);
+    let created = create_and_start(a, None);
     // Only the container keeps the write ends: its exit is our EOF.
     nix::unistd::dup2_stdin(&devnull)?;
     nix::unistd::dup2_stdout(&devnull)?;
@@ -169,11 +203,98 @@ fn start(a: &ShimArgs) -> anyhow::Result<Started> {
     Ok(Started {
         container,
         stdout: out_r,
-        stderr: err_r,
+        stderr: Some(err_r),
         stdin,
+        pty: None,
         listener,
         log,
     })
+}
+
+/// `-t`: libcontainer opens the pty and sends its master over a console
+/// socket (runc's protocol); the shim is both ends of that socket.
+fn start_on_pty(
+    a: &ShimArgs,
+    log: std::fs::File,
+    listener: std::os::unix::net::UnixListener,
+    devnull: &std::fs::File,
+) -> anyhow::Result<Started> {
+    let path = a.socket.with_extension("console");
+    let _ = std::fs::remove_file(&path);
+    let console_listener = std::os::unix::net::UnixListener::bind(&path)?;
+    let console = Console::to_socket(&path);
+    let _ = std::fs::remove_file(&path);
+    let console = console?;
+    if let Some((h, w)) = a.console_size {
+        console.set_size(h, w)?;
+    }
+    let (console_conn, _) = console_listener.accept()?;
+    nix::unistd::dup2_stdin(devnull)?;
+    nix::unistd::dup2_stdout(devnull)?;
+    nix::unistd::dup2_stderr(devnull)?;
+    let container = match create_and_start(a, Some(console)) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&a.socket);
+            return Err(e);
+        }
+    };
+    let master = match recv_master(&console_conn) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = container.delete(true);
+            let _ = std::fs::remove_file(&a.socket);
+            return Err(e.into());
+        }
+    };
+    let stdin = if a.stdin {
+        Some(master.try_clone()?)
+    } else {
+        None
+    };
+    Ok(Started {
+        container,
+        stdout: master.try_clone()?,
+        stderr: None,
+        stdin,
+        pty: Some(Arc::new(master)),
+        listener,
+        log,
+    })
+}
+
+/// The pty master from the console socket (the slave's name as data, the
+/// master as the one fd).
+fn recv_master(sock: &UnixStream) -> std::io::Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut name = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut cmsg = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            let mut fds = fds.into_iter();
+            if let Some(fd) = fds.next() {
+                for extra in fds {
+                    // SAFETY: SCM_RIGHTS installed these in our table; we
+                    // own them and close the surplus.
+                    drop(unsafe { OwnedFd::from_raw_fd(extra) });
+                }
+                // SAFETY: as above; this one is the master we keep.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "no pty master on the console socket",
+    ))
 }
 
 /// Runs the shim; returns the process exit code (the container's, or 127
@@ -250,17 +371,22 @@ fn lock(o: &Shared) -> std::sync::MutexGuard<'_, Output> {
     o.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Copies a pipe or the pty master into the log until EOF (a pty master
+/// reads EIO once the container's side is closed).
 async fn pump(fd: OwnedFd, stream: StreamKind, out: Shared) {
-    let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return;
-    };
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => lock(&out).push(stream, &buf[..n]),
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(fd);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => lock(&out).push(stream, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
         }
-    }
+    })
+    .await;
 }
 
 async fn serve(a: &ShimArgs, s: Started) -> i32 {
@@ -269,6 +395,7 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
         stdout,
         stderr,
         stdin,
+        pty,
         listener,
         log,
     } = s;
@@ -299,10 +426,11 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
                     continue;
                 };
                 let (out, exit_rx, stdin) = (out.clone(), exit_rx.clone(), stdin.clone());
-                let replies = replies.clone();
+                let (replies, pty) = (replies.clone(), pty.clone());
                 tokio::spawn(async move {
                     while let Ok(Some(req)) = rx.recv().await {
-                        if let Some(t) = handle(req, &out, exit_rx.clone(), &stdin) {
+                        if let Some(t) = handle(req, &out, exit_rx.clone(), &stdin, pty.as_deref())
+                        {
                             replies.lock().unwrap_or_else(|p| p.into_inner()).push(t);
                         }
                     }
@@ -312,10 +440,8 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
         }
     };
     let accept = tokio::spawn(accept);
-    let pumps = [
-        tokio::spawn(pump(stdout, StreamKind::Stdout, out.clone())),
-        tokio::spawn(pump(stderr, StreamKind::Stderr, out.clone())),
-    ];
+    let mut pumps = vec![tokio::spawn(pump(stdout, StreamKind::Stdout, out.clone()))];
+    pumps.extend(stderr.map(|e| tokio::spawn(pump(e, StreamKind::Stderr, out.clone()))));
     let waited = tokio::task::spawn_blocking(move || {
         let code = container.wait();
         (container, code)
@@ -369,6 +495,7 @@ fn handle(
     out: &Shared,
     mut exit_rx: watch::Receiver<Option<Exit>>,
     stdin: &Arc<Mutex<Option<OwnedFd>>>,
+    pty: Option<&OwnedFd>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     match req {
         Request::Monitor {
@@ -404,18 +531,50 @@ fn handle(
             }))
         }
         Request::Stdin { mut data } => {
-            let fd = stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
-            let fd = fd?;
+            let fd = stdin.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+            // Blocking writes off the runtime: a pipe or a pty alike.
             tokio::spawn(async move {
-                let Ok(mut pipe) = tokio::net::unix::pipe::Sender::from_owned_fd(fd) else {
-                    return;
-                };
-                let _ = tokio::io::copy(&mut data, &mut pipe).await;
-                let _ = pipe.shutdown().await;
+                let mut file = std::fs::File::from(fd);
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n @ 1..) = data.read(&mut buf).await {
+                    let chunk = buf[..n].to_vec();
+                    let wrote = tokio::task::spawn_blocking(move || {
+                        let r = file.write_all(&chunk);
+                        (file, r)
+                    })
+                    .await;
+                    match wrote {
+                        Ok((f, Ok(()))) => file = f,
+                        _ => return,
+                    }
+                }
             });
             None
         }
+        Request::Resize { height, width } => {
+            if let Some(master) = pty {
+                if let Err(e) = resize(master, height, width) {
+                    tracing::debug!(error = %e, "resizing the pty");
+                }
+            }
+            None
+        }
     }
+}
+
+fn resize(master: &OwnedFd, height: u16, width: u16) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a valid winsize on the open pty master.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {
@@ -435,10 +594,22 @@ mod tests {
             ready: "/run/berth/abc.ready".into(),
             socket: "/run/berth/abc.shim".into(),
             stdin: true,
+            tty: false,
+            console_size: None,
         };
         assert_eq!(ShimArgs::parse(&a.to_args()), Some(a.clone()));
-        let b = ShimArgs { stdin: false, ..a };
+        let b = ShimArgs {
+            stdin: false,
+            tty: true,
+            ..a.clone()
+        };
         assert_eq!(ShimArgs::parse(&b.to_args()), Some(b));
+        let c = ShimArgs {
+            tty: true,
+            console_size: Some((24, 80)),
+            ..a
+        };
+        assert_eq!(ShimArgs::parse(&c.to_args()), Some(c.clone()));
         assert_eq!(ShimArgs::parse(&[]), None);
     }
 }

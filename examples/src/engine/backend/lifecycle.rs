@@ -102,7 +102,10 @@ impl LocalBackend {
         let _ = std::fs::remove_file(monitor::exit_file(dir));
         let listener =
             tokio::net::UnixListener::bind(&ready).map_err(io_err("binding the ready socket"))?;
-        let stdin_rx = self.lock().get_mut(id).and_then(|r| r.stdin_rx.take());
+        let (stdin_rx, tty, console_size) = match self.lock().get_mut(id) {
+            Some(r) => (r.stdin_rx.take(), r.tty(), r.console_size()),
+            None => (None, false, None),
+        };
         let args = ShimArgs {
             state_root: cfg.state_dir.clone(),
             id: id.to_string(),
@@ -110,6 +113,8 @@ impl LocalBackend {
             ready: ready.clone(),
             socket: socket.clone(),
             stdin: stdin_rx.is_some(),
+            tty,
+            console_size,
         };
         // The shim's stdio is not berthd's: it must outlive berthd.
         let mut child = tokio::process::Command::new(&cfg.shim_program)
@@ -149,6 +154,8 @@ impl LocalBackend {
         // its exit.json and log tell all then.
         let monitored = monitor::connect(&socket).await;
         if let Some(r) = self.lock().get_mut(id) {
+            // Set before start returns: `docker run -t` resizes right after.
+            r.monitor = monitored.as_ref().ok().map(|m| m.requests.clone());
             r.status = Status::Running;
             r.exit_code = 0;
             r.pid = pid;
@@ -191,6 +198,7 @@ impl LocalBackend {
             } = m;
             if let Some(r) = this.lock().get_mut(&id) {
                 r.catch_up_log(offset);
+                r.monitor = Some(requests.clone());
             }
             if let Some(mut rx) = stdin_rx {
                 let (mut local, remote) = libchan::pipe();
@@ -263,6 +271,7 @@ impl LocalBackend {
         let (auto_remove, delay) = {
             let mut map = self.lock();
             let Some(r) = map.get_mut(id) else { return };
+            r.monitor = None;
             if let Ok(m) = std::fs::metadata(monitor::log_file(&r.dir)) {
                 r.catch_up_log(m.len());
             }
@@ -313,6 +322,23 @@ impl LocalBackend {
                 }
             }
         });
+    }
+
+    /// Resizes the pty of a running `-t` container (through its shim).
+    pub(super) async fn resize_tty(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let monitor = match self.lock().get(id) {
+            Some(r) if r.status == Status::Running => r.monitor.clone(),
+            Some(_) => {
+                return Err(Error::conflict(format!("Container {id} is not running")));
+            }
+            None => return Err(Error::not_found(format!("No such container: {id}"))),
+        };
+        if let Some(m) = monitor {
+            m.send(Request::Resize { height, width })
+                .await
+                .map_err(|e| Error::internal(format!("resizing the tty: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Marks a container stopped by the user (no restart policy applies,
