@@ -301,31 +301,38 @@ async fn unknown_names_are_forwarded_to_a_host_loopback_upstream() {
         return;
     }
     let mut fh = FakeHost::new().await;
-    // A stand-in for systemd-resolved on 127.0.0.53 inside the fake host:
-    // unreachable from the sandbox, reachable from the host namespace.
-    let upstream = fh
-        .host
-        .ns()
-        .run(|| std::net::UdpSocket::bind("127.0.0.53:53"))
-        .unwrap()
-        .unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1500];
-        while let Ok((n, peer)) = upstream.recv_from(&mut buf) {
-            let q = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
-            let mut r = hickory_proto::op::Message::response(q.metadata.id, q.metadata.op_code);
-            let query = q.queries[0].clone();
-            r.add_query(query.clone());
-            r.add_answer(hickory_proto::rr::Record::from_rdata(
-                query.name().clone(),
-                60,
-                hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(
-                    "192.0.2.7".parse().unwrap(),
-                )),
-            ));
-            let _ = upstream.send_to(&r.to_vec().unwrap(), peer);
-        }
-    });
+    // Stand-ins for systemd-resolved on 127.0.0.53 (the controller's
+    // upstream) and for a `--dns` server on 127.0.0.54 inside the fake
+    // host: unreachable from the sandbox, reachable from the host
+    // namespace. Each answers every A query with its own address.
+    for (bind, answer) in [
+        ("127.0.0.53:53", "192.0.2.7"),
+        ("127.0.0.54:53", "192.0.2.8"),
+    ] {
+        let upstream = fh
+            .host
+            .ns()
+            .run(|| std::net::UdpSocket::bind(bind))
+            .unwrap()
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = upstream.recv_from(&mut buf) {
+                let q = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+                let mut r = hickory_proto::op::Message::response(q.metadata.id, q.metadata.op_code);
+                let query = q.queries[0].clone();
+                r.add_query(query.clone());
+                r.add_answer(hickory_proto::rr::Record::from_rdata(
+                    query.name().clone(),
+                    60,
+                    hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(
+                        answer.parse().unwrap(),
+                    )),
+                ));
+                let _ = upstream.send_to(&r.to_vec().unwrap(), peer);
+            }
+        });
+    }
     fh.ctl.take();
     fh.ctl = Some(
         libnetwork::Controller::new(
@@ -348,6 +355,14 @@ async fn unknown_names_are_forwarded_to_a_host_loopback_upstream() {
         (ans, rcode.as_str()),
         (vec!["192.0.2.7".to_string()], "NoError")
     );
+    // A sandbox with servers of its own forwards to them instead.
+    let own = SandboxConfig::new("r").dns_servers(vec!["127.0.0.54".parse().unwrap()]);
+    let r = ctl.create_sandbox(own).await.unwrap();
+    ctl.attach("fw", &r.id, EndpointConfig::builder("r").build())
+        .await
+        .unwrap();
+    let (ans, _) = dns_query(&ns_of(&r.netns_path), "www.example.test.", RecordType::A);
+    assert_eq!(ans, vec!["192.0.2.8".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
