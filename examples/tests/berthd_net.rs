@@ -407,6 +407,42 @@ fn publish_all_static_ips_and_hosts_follow_connect() {
     );
     d.ok(&["rm", "-f", "pall", "pinned", "idle"]);
     d.ok(&["network", "rm", "fixed", "auto"]);
+    // --ip6 on a dual-stack network: both addresses, both in /etc/hosts.
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:77::/64",
+        "--subnet",
+        "10.78.0.0/24",
+        "dual",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        "--ip",
+        "10.78.0.9",
+        "--ip6",
+        "fd00:77::50",
+        "--hostname",
+        "two",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o addr show eth0 | awk '{print $4}'; cat /etc/hosts",
+    ]);
+    assert!(
+        out.contains("10.78.0.9/24\n") && out.contains("fd00:77::50/64\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("10.78.0.9\ttwo\n") && out.contains("fd00:77::50\ttwo\n"),
+        "{out}"
+    );
+    d.ok(&["network", "rm", "dual"]);
 }
 
 #[test]
