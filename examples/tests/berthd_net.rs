@@ -322,6 +322,19 @@ fn publish_all_static_ips_and_hosts_follow_connect() {
         "user specified IP address is supported on user defined networks only",
     );
     d.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "fixed",
+            "--ip",
+            "10.80.0.5",
+            "busybox",
+            "true",
+        ],
+        "no configured subnet or ip-range contain the IP address 10.80.0.5",
+    );
+    d.fails(
         &["run", "--rm", "--network", "auto", "--ip", "172.18.0.50", "busybox", "true"],
         "user specified IP address is supported only when connecting to networks with user configured subnets",
     );

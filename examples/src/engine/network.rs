@@ -359,6 +359,17 @@ pub fn resolv_conf_text(base: &str, host: &HostConfig, embedded: bool) -> String
     text
 }
 
+/// Docker's check for `--ip`/`--ip6`: the address is in a subnet of the
+/// network.
+fn in_subnet(net: &NetworkInfo, addr: IpAddr) -> Result<()> {
+    if net.subnets.iter().any(|s| s.subnet.contains(&addr)) {
+        return Ok(());
+    }
+    Err(Error::bad_request(format!(
+        "no configured subnet or ip-range contain the IP address {addr}"
+    )))
+}
+
 /// The endpoint a container asks for on `net`: `--network-alias`,
 /// `--ip`, `--ip6` (static addresses only on user networks with a
 /// subnet, as Docker).
@@ -406,6 +417,7 @@ fn endpoint_config(
         let a = a
             .parse()
             .map_err(|_| Error::bad_request(format!("invalid IPv4 address: {a}")))?;
+        in_subnet(net, IpAddr::from(a))?;
         ep = ep.ipv4(a);
     }
     if let Some(a) = v6 {
@@ -417,6 +429,7 @@ fn endpoint_config(
         let a = a
             .parse()
             .map_err(|_| Error::bad_request(format!("invalid IPv6 address: {a}")))?;
+        in_subnet(net, IpAddr::from(a))?;
         ep = ep.ipv6(a);
     }
     Ok(ep.build())
