@@ -199,6 +199,83 @@ fn bad_requests_give_docker_errors_and_leave_nothing() {
         &["run", "-d", "-p", "8080:80", "busybox", "true"],
         "Bind for 0.0.0.0:8080 failed: port is already allocated",
     );
+    // A taken static address fails in libnetwork's join, after the
+    // sandbox was made: it goes again.
+    d.ok(&["network", "create", "--subnet", "10.66.0.0/24", "sub"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pinned",
+        "--network",
+        "sub",
+        "--ip",
+        "10.66.0.9",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    fails_cleanly(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "sub",
+            "--ip",
+            "10.66.0.9",
+            "busybox",
+            "true",
+        ],
+        "Address already in use",
+    );
+    fails_cleanly(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "sub",
+            "--ip",
+            "10.67.0.9",
+            "busybox",
+            "true",
+        ],
+        "no configured subnet or ip-range contain the IP address 10.67.0.9",
+    );
+    fails_cleanly(
+        &d,
+        &["network", "connect", "--ip", "10.66.0.9", "sub", "holder"],
+        "Address already in use",
+    );
+    fails_cleanly(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:nosuch",
+            "busybox",
+            "true",
+        ],
+        "No such container: nosuch",
+    );
+    fails_cleanly(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:pinned",
+            "-p",
+            "80",
+            "busybox",
+            "true",
+        ],
+        "conflicting options: port publishing and the container type network mode",
+    );
+    d.ok(&["rm", "-f", "pinned"]);
+    d.ok(&["network", "rm", "sub"]);
     // A taken name.
     let id = d.ok(&["inspect", "-f", "{{.Id}}", "holder"]);
     fails_cleanly(
