@@ -14,6 +14,19 @@ pub fn random_id() -> String {
     s
 }
 
+/// The short form of an id as Docker prints it: without an algorithm
+/// prefix (`sha256:`), at most 12 characters. Never panics on short ids.
+///
+/// ```
+/// use libswarm::util::short_id;
+/// assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+/// assert_eq!(short_id("abc"), "abc");
+/// ```
+pub fn short_id(id: &str) -> &str {
+    let id = id.split_once(':').map_or(id, |(_, rest)| rest);
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
+}
+
 /// Nanoseconds since the UNIX epoch.
 pub fn now_nanos() -> i64 {
     SystemTime::now()

@@ -14,7 +14,7 @@ use libswarm::models::{
     NetworkCreateResponse, SystemInfo, SystemVersion, Volume, VolumeCreateOptions,
     VolumeListResponse, VolumePruneResponse,
 };
-use libswarm::util::{now_nanos, parse_signal, random_id, rfc3339, valid_name};
+use libswarm::util::{now_nanos, parse_signal, random_id, rfc3339, short_id, valid_name};
 use libswarm::{
     filter_matches, AttachOptions, AttachSession, Backend, BoxStream, ByteStream,
     ContainerCreateBody, ContainerListOptions, ContainerRemoveOptions, ContainerStats, Error,
@@ -178,7 +178,7 @@ impl LocalBackend {
                     .hostname
                     .clone()
                     .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| id.chars().take(12).collect());
+                    .unwrap_or_else(|| short_id(id).to_string());
                 n.attach_container(id, name, &hostname, body, dir).await?
             }
             None => match network::mode(&host)? {
@@ -395,7 +395,7 @@ impl Backend for LocalBackend {
         let id = random_id();
         let name = name
             .map(String::from)
-            .unwrap_or_else(|| format!("berth_{}", &id[..12]));
+            .unwrap_or_else(|| format!("berth_{}", short_id(&id)));
         {
             let map = self.lock();
             if let Some(other) = map.values().find(|r| r.name == name) {

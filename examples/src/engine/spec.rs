@@ -95,7 +95,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         .hostname
         .clone()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| input.id.chars().take(12).collect());
+        .unwrap_or_else(|| libswarm::util::short_id(input.id).to_string());
     env.push(format!("HOSTNAME={hostname}"));
     let cwd = cfg
         .working_dir

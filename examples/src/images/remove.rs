@@ -53,7 +53,7 @@ pub enum Removed {
 }
 
 fn short(id: &Digest) -> &str {
-    &id.digest()[..12]
+    libswarm::util::short_id(id.digest())
 }
 
 impl ImageStore {

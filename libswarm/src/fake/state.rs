@@ -22,7 +22,7 @@ use crate::types::{
     CpuStats, CpuUsage, Filters, ImageListOptions, MemoryStats, NetworkListOptions, OutputChunk,
     PidsStats, StreamKind, VolumeListOptions,
 };
-use crate::util::{now_nanos, random_id, rfc3339, ZERO_TIME};
+use crate::util::{now_nanos, random_id, rfc3339, short_id, ZERO_TIME};
 use crate::{Error, Result};
 
 /// Log entries kept per container.
@@ -347,10 +347,10 @@ impl State {
         }
         let mut env = image.config.env.clone().unwrap_or_default();
         env.extend(body.config.env.clone().unwrap_or_default());
-        env.push(format!("HOSTNAME={}", &id[..12]));
+        env.push(format!("HOSTNAME={}", short_id(&id)));
         body.config.cmd = Some(cmd);
         if body.config.hostname.as_deref().unwrap_or("").is_empty() {
-            body.config.hostname = Some(id[..12].to_string());
+            body.config.hostname = Some(short_id(&id).to_string());
         }
         let (tx, rx) = if body.config.open_stdin.unwrap_or(false) {
             let (tx, rx) = mpsc::channel(64);
@@ -835,8 +835,8 @@ impl State {
             if !force {
                 return Err(Error::conflict(format!(
                     "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
-                    &c.id[..12],
-                    &image.id.trim_start_matches("sha256:")[..12]
+                    short_id(&c.id),
+                    short_id(&image.id)
                 )));
             }
         }
