@@ -406,6 +406,32 @@ fn publish_all_static_ips_and_hosts_follow_connect() {
             &format!("conflicting options: {conflict}"),
         );
     }
+    // Started later, a joiner needs its target running, as Docker's.
+    d.ok(&[
+        "create",
+        "--name",
+        "joiner",
+        "--network",
+        "container:pinned",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    d.ok(&["stop", "-t", "0", "pinned"]);
+    d.fails(
+        &["start", "joiner"],
+        "cannot join network of a non running container: pinned",
+    );
+    d.ok(&["start", "pinned", "joiner"]);
+    let addr = d.ok(&[
+        "exec",
+        "joiner",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0 | awk '{print $4}'",
+    ]);
+    assert_eq!(addr.trim(), "10.77.0.50/24");
+    d.ok(&["rm", "-f", "joiner"]);
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
     d.fails(
         &[

@@ -170,7 +170,7 @@ impl LocalBackend {
         let net = match self.inner.network.get() {
             _ if matches!(network::mode(&host)?, Mode::Container(_)) => {
                 network::check_container_mode(body)?;
-                self.shared_netns(&host)?
+                self.shared_netns(id, &host)?
             }
             Some(n) => {
                 let hostname = body
@@ -198,7 +198,7 @@ impl LocalBackend {
 
     /// `--network container:NAME`: the running target's namespace (with
     /// networking on, also its /etc/hosts and resolv.conf).
-    fn shared_netns(&self, host: &libswarm::models::HostConfig) -> Result<NetSpec> {
+    fn shared_netns(&self, id: &str, host: &libswarm::models::HostConfig) -> Result<NetSpec> {
         let Mode::Container(target) = network::mode(host)? else {
             return Ok(NetSpec::Isolated);
         };
@@ -214,7 +214,7 @@ impl LocalBackend {
             }
             (tid, r.pid)
         };
-        let shared = self.inner.network.get().and_then(|n| n.shared_with(&tid));
+        let shared = (self.inner.network.get()).and_then(|n| n.shared_with(id, &tid));
         Ok(shared.unwrap_or_else(|| NetSpec::Joined {
             netns: format!("/proc/{pid}/ns/net").into(),
             hosts: None,

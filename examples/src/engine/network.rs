@@ -10,7 +10,7 @@
 //! given to [`Networking::start`] (berthd's `--network-host-netns`), so
 //! the tests run the "host" side in a namespace of their own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -471,6 +471,8 @@ struct Attached {
     resolv_conf: PathBuf,
     /// `--add-host` entries (name, address).
     extra: Vec<(String, IpAddr)>,
+    /// Containers made with `--network container:` this one.
+    shared_by: BTreeSet<String>,
 }
 
 /// What berthd keeps of an [`Attached`] in the container's directory
@@ -482,6 +484,8 @@ struct Saved {
     hostname: String,
     extra: Vec<(String, IpAddr)>,
     parked: Vec<(String, String, EndpointConfig)>,
+    #[serde(default)]
+    shared_by: BTreeSet<String>,
 }
 
 const SAVED: &str = "network.json";
@@ -494,6 +498,7 @@ impl Attached {
             hostname: self.hostname.clone(),
             extra: self.extra.clone(),
             parked: self.parked.clone(),
+            shared_by: self.shared_by.clone(),
         };
         let path = self.hosts.with_file_name(SAVED);
         let tmp = self.hosts.with_file_name(".network.json.tmp");
@@ -580,7 +585,7 @@ impl Networking {
             Mode::Host => return Ok(NetSpec::Host),
             Mode::Container(target) => {
                 // The backend resolves and checks the target first.
-                return self.shared_with(&target).ok_or_else(|| {
+                return self.shared_with(id, &target).ok_or_else(|| {
                     Error::bad_request(format!("container {target} has no network namespace"))
                 });
             }
@@ -647,6 +652,7 @@ impl Networking {
             hosts: hosts.clone(),
             resolv_conf: resolv_conf.clone(),
             extra,
+            shared_by: BTreeSet::new(),
         };
         let written = base
             .and_then(|b| std::fs::write(&resolv_conf, resolv_conf_text(&b, host, dns)))
@@ -664,11 +670,16 @@ impl Networking {
         })
     }
 
-    /// `--network container:ID`: the namespace and files of container
-    /// `id`, if it has a sandbox.
-    pub fn shared_with(&self, id: &str) -> Option<NetSpec> {
-        let map = self.lock();
-        let a = map.get(id)?;
+    /// `--network container:TARGET` for container `joiner`: the namespace
+    /// and files of `target` (an id), if it has a sandbox. The joiner's
+    /// later starts are checked against the target's state
+    /// ([`unpark`](Self::unpark)).
+    pub fn shared_with(&self, joiner: &str, target: &str) -> Option<NetSpec> {
+        let mut map = self.lock();
+        let a = map.get_mut(target)?;
+        if a.shared_by.insert(joiner.to_string()) {
+            a.save();
+        }
         Some(NetSpec::Joined {
             netns: a.sandbox.netns_path.clone(),
             hosts: Some(a.hosts.clone()),
@@ -750,6 +761,7 @@ impl Networking {
                 hosts: dir.join("hosts"),
                 resolv_conf: dir.join("resolv.conf"),
                 extra: saved.extra,
+                shared_by: saved.shared_by,
             };
             self.lock().insert(sb.config.container_id.clone(), attached);
         }
@@ -779,6 +791,16 @@ impl Networking {
     /// A container starts again: join the networks [`park`](Self::park)
     /// left; on failure (a port taken meanwhile) nothing stays joined.
     pub async fn unpark(&self, id: &str) -> Result<()> {
+        // A container sharing a stopped container's namespace would start
+        // with loopback only; Docker refuses.
+        if let Some(t) = self.lock().values().find(|a| a.shared_by.contains(id)) {
+            if t.endpoints.is_empty() && !t.parked.is_empty() {
+                return Err(Error::conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    t.name
+                )));
+            }
+        }
         let (parked, sb) = match self.lock().get_mut(id) {
             Some(a) if !a.parked.is_empty() => {
                 (std::mem::take(&mut a.parked), a.sandbox.id.clone())
@@ -812,7 +834,15 @@ impl Networking {
 
     /// Leaves and deletes the container's endpoints and its sandbox.
     pub async fn release(&self, id: &str) {
-        let Some(a) = self.lock().remove(id) else {
+        let removed = {
+            let mut map = self.lock();
+            for t in map.values_mut().filter(|t| t.shared_by.contains(id)) {
+                t.shared_by.remove(id);
+                t.save();
+            }
+            map.remove(id)
+        };
+        let Some(a) = removed else {
             return;
         };
         if let Err(e) = self.ctl.delete_sandbox(&a.sandbox.id).await {
