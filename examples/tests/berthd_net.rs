@@ -72,6 +72,29 @@ fn published_port_serves_from_fake_host_and_inspect_shows_network() {
         "link",
     ]);
     assert_eq!(out.lines().count(), 1, "{out}");
+    // --network host: the fake host's namespace (never berthd's own),
+    // with the host's hosts and resolv.conf files.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--add-host",
+        "extra:10.5.5.5",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o link; cat /etc/hosts /etc/resolv.conf",
+    ]);
+    assert!(
+        out.contains(": uplink") && out.contains(": berth0"),
+        "{out}"
+    );
+    assert!(out.contains("10.5.5.5\textra\n"), "{out}");
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if let Some(ns) = host_resolv.lines().find(|l| l.starts_with("nameserver")) {
+        assert!(out.contains(ns), "{out}");
+    }
     // -p CONTAINER: a free host port from the ephemeral range.
     d.ok(&[
         "run", "-d", "--name", "eph", "-p", "80", "busybox", "sh", "-c", HTTPD,

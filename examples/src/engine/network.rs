@@ -528,6 +528,8 @@ impl Attached {
 /// endpoints of the containers.
 pub struct Networking {
     ctl: Arc<Controller>,
+    /// The namespace managed as the host (`--network host` joins it).
+    host_netns: PathBuf,
     attached: Mutex<HashMap<String, Attached>>,
 }
 
@@ -559,6 +561,7 @@ impl Networking {
         }
         Ok(Arc::new(Networking {
             ctl,
+            host_netns: host_netns.to_path_buf(),
             attached: Mutex::new(HashMap::new()),
         }))
     }
@@ -582,7 +585,7 @@ impl Networking {
         let host = &body.host_config.clone().unwrap_or_default();
         let net = match mode(host)? {
             Mode::None => return Ok(NetSpec::Isolated),
-            Mode::Host => return Ok(NetSpec::Host),
+            Mode::Host => return self.host_mode(host, dir).await,
             Mode::Container(target) => {
                 // The backend resolves and checks the target first.
                 return self.shared_with(id, &target).ok_or_else(|| {
@@ -665,6 +668,33 @@ impl Networking {
         }
         Ok(NetSpec::Joined {
             netns,
+            hosts: Some(hosts),
+            resolv_conf: Some(resolv_conf),
+        })
+    }
+
+    /// `--network host`: the namespace managed as the host (not
+    /// berthd's own, which differs under `--network-host-netns`), with
+    /// the host's /etc/hosts (plus `--add-host`) and resolv.conf (with
+    /// the `--dns*` flags), as Docker.
+    async fn host_mode(&self, host: &HostConfig, dir: &Path) -> Result<NetSpec> {
+        let bridge = self.ctl.network(DEFAULT_NETWORK).await.map_err(net_err)?;
+        let extra = extra_hosts(host, &bridge)?;
+        let mut hosts_text =
+            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_file("", &[], &[]));
+        if !hosts_text.ends_with('\n') {
+            hosts_text.push('\n');
+        }
+        for (name, a) in &extra {
+            hosts_text.push_str(&format!("{a}\t{name}\n"));
+        }
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let (hosts, resolv_conf) = (dir.join("hosts"), dir.join("resolv.conf"));
+        std::fs::write(&hosts, hosts_text)
+            .and_then(|_| std::fs::write(&resolv_conf, resolv_conf_text(&resolv, host, false)))
+            .map_err(|e| Error::internal(format!("writing hosts/resolv.conf: {e}")))?;
+        Ok(NetSpec::Joined {
+            netns: self.host_netns.clone(),
             hosts: Some(hosts),
             resolv_conf: Some(resolv_conf),
         })
