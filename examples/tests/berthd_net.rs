@@ -293,6 +293,36 @@ fn publish_all_static_ips_and_hosts_follow_connect() {
         d.fetch(&d.fake_host, "http://127.0.0.1:32768/"),
         "hello-berth\n"
     );
+    // An image that exposes ports: -P publishes them too.
+    let rootfs = d.dir.path().join("rootfs.tar");
+    examples::images::write_busybox_rootfs_tar_file(&rootfs).unwrap();
+    d.ok(&[
+        "import",
+        "-c",
+        "EXPOSE 90",
+        "-c",
+        "CMD [\"sh\"]",
+        rootfs.to_str().unwrap(),
+        "exposing",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pimg",
+        "-P",
+        "exposing",
+        "sh",
+        "-c",
+        "mkdir /www && echo from-image > /www/index.html && exec httpd -f -p 90 -h /www",
+    ]);
+    let port = d.ok(&["port", "pimg", "90"]);
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        port.trim().rsplit(':').next().unwrap()
+    );
+    assert_eq!(d.fetch(&d.fake_host, &url), "from-image\n", "{port}");
+    d.ok(&["rm", "-f", "pimg"]);
     let exposed = d.ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", "pall"]);
     assert!(
         exposed.contains("80/tcp") && exposed.contains("81/udp"),
