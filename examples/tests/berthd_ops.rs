@@ -551,3 +551,52 @@ fn volume_plugins_serve_as_drivers() {
     d.ok(&["volume", "rm", "pv", "auto", "viamount"]);
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn volumes_held_by_containers_survive_a_berthd_restart() {
+    let Some(mut d) = start() else { return };
+    d.ok(&[
+        "create", "--name", "vh", "-v", "rv:/data", "-v", "/anon", "busybox", "true",
+    ]);
+    let mounts = |d: &Daemon| {
+        let out = d.ok(&[
+            "inspect",
+            "--format",
+            "{{range .Mounts}}{{.Destination}}:{{.Driver}} {{end}}",
+            "vh",
+        ]);
+        let mut m: Vec<String> = out.split_whitespace().map(String::from).collect();
+        m.sort();
+        m
+    };
+    assert_eq!(mounts(&d), ["/anon:local", "/data:local"]);
+    // berthd killed outright, then started again on the same root.
+    let mut child = d.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--host")
+        .arg(&d.host)
+        .arg("--root")
+        .arg(d.root())
+        .arg("--exec-root")
+        .arg(d.dir.path().join("run"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child, "berthd");
+    d.child = Some(child);
+    assert_eq!(mounts(&d), ["/anon:local", "/data:local"]);
+    let out = d.docker(&["volume", "rm", "rv"]);
+    assert_ne!(out.code, 0, "removed a volume in use");
+    assert!(out.stderr.contains("volume is in use"), "{}", out.stderr);
+    // rm -v releases both and removes the anonymous one.
+    d.ok(&["rm", "-v", "vh"]);
+    d.ok(&["volume", "rm", "rv"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+    assert!(std::fs::read_dir(d.root().join("volume-holders"))
+        .unwrap()
+        .next()
+        .is_none());
+}

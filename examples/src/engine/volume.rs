@@ -278,10 +278,52 @@ pub fn requests(host: &HostConfig, anonymous: &[String]) -> Result<Vec<MountRequ
 }
 
 /// A volume a container holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Held {
     name: String,
     anonymous: bool,
+}
+
+/// What a container holds, kept on disk (`<root>/volume-holders/<id>.json`)
+/// so that a restarted berthd still knows which volumes its containers
+/// use, shows their mounts and releases them at `rm`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Holding {
+    held: Vec<Held>,
+    points: Vec<MountPoint>,
+}
+
+fn holders_dir(root: &Path) -> PathBuf {
+    root.join("volume-holders")
+}
+
+/// The holdings an earlier berthd left, by container id.
+fn load_holdings(root: &Path) -> HashMap<String, Holding> {
+    let mut all = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(holders_dir(root)) else {
+        return all;
+    };
+    for path in entries.filter_map(|e| Some(e.ok()?.path())) {
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let parsed = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Holding>(&b).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(h) => {
+                all.insert(id.to_string(), h);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping volume holdings")
+            }
+        }
+    }
+    all
 }
 
 /// The daemon's volumes: the service (opened on first use: it is async)
@@ -332,11 +374,16 @@ impl Volumes {
     /// Volumes under `root` (`volumes/`, `volume-state/`), publishing
     /// their events on `events`.
     pub fn new(root: &Path, events: Arc<Events>) -> Arc<Volumes> {
+        let (mut held, mut points) = (HashMap::new(), HashMap::new());
+        for (id, h) in load_holdings(root) {
+            held.insert(id.clone(), h.held);
+            points.insert(id, h.points);
+        }
         Arc::new(Volumes {
             root: root.to_path_buf(),
             service: OnceCell::new(),
-            held: Mutex::new(HashMap::new()),
-            points: Mutex::new(HashMap::new()),
+            held: Mutex::new(held),
+            points: Mutex::new(points),
             events,
             plugins: Mutex::new(PluginDiscovery::default()),
         })
@@ -564,7 +611,15 @@ impl Volumes {
             self.undo(container, &done).await;
             return Err(e);
         }
-        let held = done.into_iter().map(|(h, _)| h).collect();
+        let held: Vec<Held> = done.into_iter().map(|(h, _)| h).collect();
+        let holding = Holding {
+            held: held.clone(),
+            points: points.clone(),
+        };
+        if let Err(e) = self.save_holding(container, &holding) {
+            // Only a restarted berthd would miss it: warn, do not fail.
+            tracing::warn!(%container, error = %e, "saving the container's volumes");
+        }
         self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -574,6 +629,14 @@ impl Volumes {
             .unwrap_or_else(|p| p.into_inner())
             .insert(container.to_string(), points);
         Ok(mounts)
+    }
+
+    fn save_holding(&self, container: &str, h: &Holding) -> std::io::Result<()> {
+        let dir = holders_dir(&self.root);
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{container}.json.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec(h).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, dir.join(format!("{container}.json")))
     }
 
     async fn attach_all(
@@ -723,6 +786,12 @@ impl Volumes {
     /// Releases a container's volumes (on remove); `remove_anonymous`
     /// (`rm -v`) also removes its anonymous volumes.
     pub async fn detach(&self, container: &str, remove_anonymous: bool) {
+        let file = holders_dir(&self.root).join(format!("{container}.json"));
+        if let Err(e) = std::fs::remove_file(&file) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %file.display(), error = %e, "removing volume holdings");
+            }
+        }
         self.points
             .lock()
             .unwrap_or_else(|p| p.into_inner())
