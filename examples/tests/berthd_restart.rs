@@ -435,3 +435,50 @@ fn run_t_gives_a_pty_that_survives_a_berthd_restart() {
     }
     env.finish();
 }
+
+#[test]
+fn stdin_and_a_dead_shim_after_a_berthd_restart() {
+    let Some(mut env) = Env::start() else { return };
+    let d = env.d();
+    d.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "reader",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo got $l; done; exit 9",
+    ]);
+    d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
+    let orphan = pid_of(d, "orphan");
+    env.stop_daemon(Signal::SIGKILL);
+    env.start_daemon(&[]);
+    let d = env.d();
+    // The shim kept the stdin for the next attach.
+    let out = d.docker_with_stdin(&["attach", "reader"], Some(b"one\ntwo\n"));
+    assert_eq!(out.stdout, "got one\ngot two\n", "{}", out.stderr);
+    assert_eq!(d.ok(&["wait", "reader"]).trim(), "9");
+
+    // A monitor killed under a running berthd: the container goes too,
+    // with Docker's "unknown" exit code and an error in inspect.
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "orphan"]);
+    let shim = env
+        .ours()
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(id.trim()))
+                .unwrap_or(false)
+        })
+        .expect("the orphan's shim");
+    kill(Pid::from_raw(shim), Signal::SIGKILL).unwrap();
+    eventually("the orphan's end", 15, || !alive(orphan));
+    eventually("the exit in inspect", 10, || {
+        state(env.d(), "orphan") == "exited 255 0"
+    });
+    let err = env.d().ok(&["inspect", "-f", "{{.State.Error}}", "orphan"]);
+    assert!(err.contains("monitor"), "{err}");
+    env.finish();
+}

@@ -153,6 +153,9 @@ struct Started {
     stdin: Option<OwnedFd>,
     /// The pty master (`-t`), for resizes.
     pty: Option<Arc<OwnedFd>>,
+    /// A slave fd the shim holds while the container runs, so the master
+    /// never reads EIO before the last output is in (closed after exit).
+    pty_peer: Option<OwnedFd>,
     listener: std::os::unix::net::UnixListener,
     log: std::fs::File,
 }
@@ -206,6 +209,7 @@ fn start(a: &ShimArgs) -> anyhow::Result<Started> {
         stderr: Some(err_r),
         stdin,
         pty: None,
+        pty_peer: None,
         listener,
         log,
     })
@@ -247,6 +251,14 @@ fn start_on_pty(
             return Err(e.into());
         }
     };
+    let peer = match open_peer(&master) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = container.delete(true);
+            let _ = std::fs::remove_file(&a.socket);
+            return Err(e.into());
+        }
+    };
     let stdin = if a.stdin {
         Some(master.try_clone()?)
     } else {
@@ -258,9 +270,24 @@ fn start_on_pty(
         stderr: None,
         stdin,
         pty: Some(Arc::new(master)),
+        pty_peer: Some(peer),
         listener,
         log,
     })
+}
+
+/// A new fd for the slave of `master` (TIOCGPTPEER), not our controlling
+/// terminal.
+fn open_peer(master: &OwnedFd) -> std::io::Result<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER on an open pty master returns a new fd we own.
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new, valid descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The pty master from the console socket (the slave's name as data, the
@@ -396,6 +423,7 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
         stderr,
         stdin,
         pty,
+        pty_peer,
         listener,
         log,
     } = s;
@@ -447,6 +475,8 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
         (container, code)
     })
     .await;
+    // The container is gone: the master may read to EIO now.
+    drop(pty_peer);
     for p in pumps {
         let _ = p.await;
     }
@@ -532,11 +562,23 @@ fn handle(
         }
         Request::Stdin { mut data } => {
             let fd = stdin.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+            let slot = stdin.clone();
             // Blocking writes off the runtime: a pipe or a pty alike.
             tokio::spawn(async move {
                 let mut file = std::fs::File::from(fd);
                 let mut buf = vec![0u8; 16 * 1024];
-                while let Ok(n @ 1..) = data.read(&mut buf).await {
+                loop {
+                    let n = match data.read(&mut buf).await {
+                        // The attach ended: so does the container's stdin.
+                        Ok(0) => return,
+                        Ok(n) => n,
+                        Err(_) => {
+                            // berthd went away: keep the stdin for the next.
+                            *slot.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(OwnedFd::from(file));
+                            return;
+                        }
+                    };
                     let chunk = buf[..n].to_vec();
                     let wrote = tokio::task::spawn_blocking(move || {
                         let r = file.write_all(&chunk);

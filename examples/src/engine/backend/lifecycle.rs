@@ -387,7 +387,16 @@ impl LocalBackend {
             match monitor::connect(&socket).await {
                 Ok(m) => {
                     tracing::info!(%id, "attached to the running container again");
-                    self.follow(id, m, None);
+                    // `-i`: the next attach gets the stdin (the shim kept it).
+                    let stdin_rx = match self.lock().get_mut(&id) {
+                        Some(r) if r.body.config.open_stdin.unwrap_or(false) => {
+                            let (tx, rx) = tokio::sync::mpsc::channel(64);
+                            r.stdin_tx = Some(tx);
+                            Some(rx)
+                        }
+                        _ => None,
+                    };
+                    self.follow(id, m, stdin_rx);
                 }
                 Err(e) => {
                     tracing::info!(%id, error = %e, "the container ended while berthd was down");
