@@ -600,3 +600,28 @@ fn volumes_held_by_containers_survive_a_berthd_restart() {
         .next()
         .is_none());
 }
+
+#[test]
+fn stats_count_network_traffic_of_the_container_namespace() {
+    let Some(d) = common::netns::start_net() else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c 3 -i 0.2 172.17.0.1 >/dev/null; sleep 100",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let out = d.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "talker"]);
+    // Three pings each way and ARP: neither side is zero.
+    let (rx, tx) = out.trim().split_once(" / ").unwrap();
+    assert!(rx != "0B" && tx != "0B", "{out}");
+    let out = d.ok(&["stats", "--no-stream", "--format", "{{.BlockIO}}", "talker"]);
+    assert!(out.contains(" / "), "{out}");
+    d.ok(&["rm", "-f", "talker"]);
+}

@@ -291,6 +291,56 @@ pub struct ContainerStats {
     pub memory_stats: MemoryStats,
     /// Number of processes.
     pub pids_stats: PidsStats,
+    /// Block I/O (empty when the backend does not know it).
+    #[serde(default)]
+    pub blkio_stats: BlkioStats,
+    /// Counters per network interface of the container's own network
+    /// namespace (absent with the host's network, as Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<HashMap<String, NetworkStats>>,
+}
+
+/// Block I/O part of [`ContainerStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlkioStats {
+    /// Bytes read and written, by device (`op` `read`/`write`, as cgroup v2
+    /// names them; v1 says `Read`/`Write`).
+    #[serde(default)]
+    pub io_service_bytes_recursive: Option<Vec<BlkioStatEntry>>,
+}
+
+/// One block-I/O counter of one device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlkioStatEntry {
+    /// Device major number.
+    pub major: u64,
+    /// Device minor number.
+    pub minor: u64,
+    /// `read`, `write` …
+    pub op: String,
+    /// The counter.
+    pub value: u64,
+}
+
+/// Counters of one network interface (Docker's `networks` entries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStats {
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+    /// Sent packets dropped.
+    pub tx_dropped: u64,
 }
 
 /// CPU part of [`ContainerStats`].

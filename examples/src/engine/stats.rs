@@ -1,14 +1,20 @@
 //! `docker stats`: samples of a container's cgroup usage (libcontainer's
-//! typed [`Stats`]) in Docker's stats JSON, with the previous sample as
-//! `precpu_stats` so the CLI can compute a CPU percentage.
+//! typed [`Stats`]) and of its network namespace's interfaces
+//! (`/proc/PID/net/dev`) in Docker's stats JSON, with the previous sample
+//! as `precpu_stats` so the CLI can compute a CPU percentage.
 
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
 use libcontainer::cgroups::{CgroupManager, Stats};
 use libswarm::util::{now_nanos, rfc3339};
-use libswarm::{BoxStream, ContainerStats, CpuStats, CpuUsage, MemoryStats, PidsStats, Result};
+use libswarm::{
+    BlkioStatEntry, BlkioStats, BoxStream, ContainerStats, CpuStats, CpuUsage, MemoryStats,
+    NetworkStats, PidsStats, Result,
+};
 
 /// Time between samples of a streamed `docker stats` (Docker's too).
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -53,6 +59,9 @@ pub fn cgroup(state_dir: &Path, id: &str) -> std::result::Result<CgroupManager, 
 pub struct Sample {
     /// The container's cgroup usage (None when not running).
     pub cgroup: Option<Stats>,
+    /// Interface counters of its own network namespace (None when not
+    /// running or on the host's network).
+    pub networks: Option<HashMap<String, NetworkStats>>,
     /// Host CPU time in nanoseconds (`/proc/stat`).
     pub system_cpu: u64,
     /// Online CPUs.
@@ -75,13 +84,65 @@ pub fn read(state_dir: &Path, id: &str) -> std::result::Result<Sample, StatsErro
             None
         }
     };
+    let networks = cgroup
+        .as_ref()
+        .and_then(|_| libcontainer::Container::load(state_dir, id).ok())
+        .and_then(|c| own_netns_interfaces(c.pid()));
     Ok(Sample {
         cgroup,
+        networks,
         system_cpu: system_cpu_nanos(&std::fs::read_to_string("/proc/stat").unwrap_or_default()),
         online_cpus: online_cpus(),
         host_memory: host_memory(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default()),
         time: now_nanos(),
     })
+}
+
+/// The interfaces of `pid`'s network namespace, unless it is berthd's own
+/// (`--network host`: Docker reports no networks then).
+fn own_netns_interfaces(pid: i32) -> Option<HashMap<String, NetworkStats>> {
+    if pid <= 0 {
+        return None;
+    }
+    let ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+    let ours = std::fs::metadata("/proc/self/ns/net").ok()?;
+    if (ns.dev(), ns.ino()) == (ours.dev(), ours.ino()) {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    Some(net_dev(&text))
+}
+
+/// Parses `/proc/net/dev` (loopback left out, as Docker).
+pub fn net_dev(text: &str) -> HashMap<String, NetworkStats> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let name = name.trim();
+            if name == "lo" {
+                return None;
+            }
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
+            let at = |i: usize| f.get(i).copied().unwrap_or(0);
+            Some((
+                name.to_string(),
+                NetworkStats {
+                    rx_bytes: at(0),
+                    rx_packets: at(1),
+                    rx_errors: at(2),
+                    rx_dropped: at(3),
+                    tx_bytes: at(8),
+                    tx_packets: at(9),
+                    tx_errors: at(10),
+                    tx_dropped: at(11),
+                },
+            ))
+        })
+        .collect()
 }
 
 fn online_cpus() -> u32 {
@@ -160,6 +221,22 @@ pub fn to_api(id: &str, name: &str, cur: &Sample, pre: Option<&Sample>) -> Conta
         pids_stats: PidsStats {
             current: pids.map_or(0, |p| p.current),
         },
+        blkio_stats: BlkioStats {
+            io_service_bytes_recursive: cur.cgroup.as_ref().and_then(|c| c.blkio.as_ref()).map(
+                |b| {
+                    b.io_service_bytes
+                        .iter()
+                        .map(|e| BlkioStatEntry {
+                            major: e.major,
+                            minor: e.minor,
+                            op: e.op.clone(),
+                            value: e.value,
+                        })
+                        .collect()
+                },
+            ),
+        },
+        networks: cur.networks.clone(),
     }
 }
 
@@ -223,6 +300,22 @@ mod tests {
     }
 
     #[test]
+    fn net_dev_parses_without_loopback() {
+        let text = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0\n  eth0:    1296      16    1    2    0     0          0         0      936      12    3    4    0     0       0          0\n";
+        let n = net_dev(text);
+        assert_eq!(n.len(), 1);
+        let e = &n["eth0"];
+        assert_eq!(
+            (e.rx_bytes, e.rx_packets, e.rx_errors, e.rx_dropped),
+            (1296, 16, 1, 2)
+        );
+        assert_eq!(
+            (e.tx_bytes, e.tx_packets, e.tx_errors, e.tx_dropped),
+            (936, 12, 3, 4)
+        );
+    }
+
+    #[test]
     fn samples_map_to_docker_stats() {
         let mut mem = CgMem {
             usage: 10 << 20,
@@ -247,6 +340,7 @@ mod tests {
             online_cpus: 2,
             host_memory: 1 << 30,
             time: t,
+            networks: None,
         };
         let pre = sample(5, 1);
         let cur = sample(9, 2);

@@ -673,6 +673,7 @@ impl State {
                     0
                 },
             },
+            ..Default::default()
         })
     }
 
