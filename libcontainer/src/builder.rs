@@ -361,7 +361,9 @@ impl Drop for Cleanup {
         if let Some((hooks, json)) = self.poststop.take() {
             hooks::run_warn("poststop", &hooks, &json);
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        if state::remove_dir(&dir).is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 

@@ -413,7 +413,7 @@ impl Container {
             let json = self.state_json(Status::Stopped);
             hooks::run_warn("poststop", &hooks, &json);
         }
-        std::fs::remove_dir_all(&self.dir).map_err(|source| ContainerError::Remove {
+        crate::state::remove_dir(&self.dir).map_err(|source| ContainerError::Remove {
             path: self.dir.clone(),
             source,
         })
