@@ -67,7 +67,7 @@ cleanup() {
     [ "$BERTH_CG" = 0 ] && rmdir /sys/fs/cgroup/*/berth 2>/dev/null
     if [ "$rc" != 0 ] && [ -s "$WORK/berthd.log" ]; then
         echo "--- berthd log (last lines) ---" >&2
-        tail -20 "$WORK/berthd.log" >&2
+        tail -20 "$WORK/berthd.log" | sed 's/\x1b\[[0-9;]*m//g' >&2
     fi
     rm -rf "$WORK"
     if [ "$rc" = 0 ]; then
