@@ -78,6 +78,7 @@ cleanup() {
 }
 ids=
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 export DOCKER_HOST="unix://$WORK/berthd.sock" DOCKER_CONFIG="$WORK/docker-config" DOCKER_CLI_HINTS=false
 mkdir -p "$DOCKER_CONFIG"

@@ -87,6 +87,7 @@ cleanup() {
     [ "$LOCK_EXISTED" = 1 ] || rm -f /dev/shm/libpod_lock
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 host_net >"$P/host-net.before"
 
 mkdir -p "$P/rootfs/bin" "$P/dcfg"
