@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::endpoint::{RawMsg, RemoteTx, WireReg, WireSink};
+use crate::conn::MAX_DIRECT_READS;
 use crate::ctx;
 use crate::error::{Error, Result};
 
@@ -144,6 +145,48 @@ impl<T> Queue<T> {
                 Poll::Pending
             }
         }
+    }
+
+    /// Like [`poll_pop`](Self::poll_pop), but when the queue is empty and
+    /// fed by a single socket connection, first reads that socket here
+    /// instead of waiting for its reader task to deliver (see
+    /// `conn::direct`).
+    fn poll_pop_direct(&self, cx: &mut Context<'_>) -> Poll<Option<Item<T>>> {
+        let conn = {
+            let mut guard = lock(&self.state);
+            let st = &mut *guard;
+            if let Some(item) = st.items.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if st.senders == 0 {
+                return Poll::Ready(None);
+            }
+            match st.regs.as_slice() {
+                [reg] => {
+                    // This poll reads for itself: frames it dispatches to
+                    // this queue must not wake the task again (that costs
+                    // the scheduler another round); poll_pop re-registers.
+                    st.waker = None;
+                    reg.conn.upgrade()
+                }
+                _ => None,
+            }
+        };
+        if let Some(conn) = conn {
+            for _ in 0..MAX_DIRECT_READS {
+                if !conn.poll_direct_read(cx) {
+                    break;
+                }
+                let mut st = lock(&self.state);
+                if let Some(item) = st.items.pop_front() {
+                    return Poll::Ready(Some(item));
+                }
+                if st.senders == 0 {
+                    return Poll::Ready(None);
+                }
+            }
+        }
+        self.poll_pop(cx)
     }
 
     fn close_receiver(&self) {
@@ -398,7 +441,7 @@ impl<T: Message> Receiver<T> {
         let Some(q) = queue.as_ref() else {
             return Poll::Ready(Err(Error::Closed("receiver was sent away")));
         };
-        match q.poll_pop(cx) {
+        match q.poll_pop_direct(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(Ok(None)),
             Poll::Ready(Some(Item::Val(v))) => {

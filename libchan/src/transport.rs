@@ -29,15 +29,28 @@ pub struct Transport {
 }
 
 enum TransportIo {
-    /// Registered with the reactor as an `AsyncFd` when the connection
+    /// A socket read and written with `recvmsg`/`sendmsg` on its fd,
+    /// registered with the reactor as an `AsyncFd` when the connection
     /// starts (inside its runtime).
-    Unix(UnixStream),
+    Raw(RawSocket),
     Split(Reader, Writer),
 }
 
-/// The write side of a unix socket (a dup of the read side's fd), shared by
+enum RawSocket {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+/// The write side of a socket (a dup of the read side's fd), shared by
 /// the writer task and senders that write directly when the writer is idle.
 pub(crate) type UnixFd = Arc<OwnedFd>;
+
+/// How a connection reads: straight from a socket (whoever waits for a
+/// message may read it, see `conn::direct`), or through a stream reader.
+pub(crate) enum ReadSide {
+    Raw(AsyncFd<OwnedFd>),
+    Stream(Reader),
+}
 
 /// The writer of a unix socket. It registers for write readiness only
 /// while it waits for room: a standing EPOLLOUT registration would wake the
@@ -57,17 +70,20 @@ impl Transport {
     /// A unix stream socket; can carry fds.
     pub fn unix(stream: UnixStream) -> Self {
         Transport {
-            io: TransportIo::Unix(stream),
+            io: TransportIo::Raw(RawSocket::Unix(stream)),
             fds: true,
         }
     }
 
-    /// The reader and writer halves, plus the unix socket when there is one
+    /// The reader and writer halves, plus the socket when there is one
     /// (senders may write to it directly).
-    pub(crate) fn into_parts(self) -> io::Result<(Reader, Writer, Option<UnixFd>)> {
+    pub(crate) fn into_parts(self) -> io::Result<(ReadSide, Writer, Option<UnixFd>)> {
         match self.io {
-            TransportIo::Unix(stream) => {
-                let fd = OwnedFd::from(stream.into_std()?);
+            TransportIo::Raw(sock) => {
+                let fd = match sock {
+                    RawSocket::Unix(s) => OwnedFd::from(s.into_std()?),
+                    RawSocket::Tcp(s) => OwnedFd::from(s.into_std()?),
+                };
                 // A second fd for the same socket, so that the writer can
                 // register for EPOLLOUT on its own, only when it must wait.
                 let wfd: UnixFd = Arc::new(fd.try_clone()?);
@@ -78,18 +94,18 @@ impl Transport {
                     fd: wfd.clone(),
                     reg: None,
                 };
-                Ok((Reader::Unix(r), Writer::Unix(w), Some(wfd)))
+                Ok((ReadSide::Raw(r), Writer::Unix(w), Some(wfd)))
             }
-            TransportIo::Split(r, w) => Ok((r, w, None)),
+            TransportIo::Split(r, w) => Ok((ReadSide::Stream(r), w, None)),
         }
     }
 
     /// A TCP connection (Nagle is switched off: frames are already batched).
+    /// Read and written like a unix socket, minus the fds.
     pub fn tcp(stream: TcpStream) -> Self {
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
         Transport {
-            io: TransportIo::Split(Reader::Io(Box::new(r)), Writer::Io(Box::new(w))),
+            io: TransportIo::Raw(RawSocket::Tcp(stream)),
             fds: false,
         }
     }
@@ -123,7 +139,6 @@ type WsRead = Pin<Box<dyn Stream<Item = Result<WsMessage, WsError>> + Send>>;
 type WsWrite = Pin<Box<dyn Sink<WsMessage, Error = WsError> + Send>>;
 
 pub(crate) enum Reader {
-    Unix(AsyncFd<OwnedFd>),
     Io(Box<dyn AsyncRead + Send + Unpin>),
     Ws(WsRead),
 }
@@ -159,8 +174,17 @@ impl Chunk {
     }
 }
 
+/// Buffers of written big payloads, handed back for the next big message
+/// (a fresh multi-megabyte buffer costs a page fault per 4 KiB).
+pub(crate) type Spares = Vec<Vec<u8>>;
+
+/// Most spare buffers kept: one being written while the next is encoded.
+pub(crate) const MAX_SPARES: usize = 2;
+/// Smaller buffers are not worth keeping as spares.
+pub(crate) const SPARE_MIN: usize = 64 * 1024;
+
 /// Marks `n` written bytes off the front of `chunks`.
-fn advance(chunks: &mut VecDeque<Chunk>, mut n: usize) {
+fn advance(chunks: &mut VecDeque<Chunk>, mut n: usize, spares: &mut Spares) {
     while n > 0 {
         let Some(c) = chunks.front_mut() else { return };
         // Whatever fds this chunk had went out with its first byte.
@@ -168,7 +192,11 @@ fn advance(chunks: &mut VecDeque<Chunk>, mut n: usize) {
         let left = c.data.len() - c.off;
         if n >= left {
             n -= left;
-            chunks.pop_front();
+            if let Some(c) = chunks.pop_front() {
+                if c.sealed && c.data.capacity() >= SPARE_MIN && spares.len() < MAX_SPARES {
+                    spares.push(c.data);
+                }
+            }
         } else {
             c.off += n;
             n = 0;
@@ -185,32 +213,9 @@ fn advance(chunks: &mut VecDeque<Chunk>, mut n: usize) {
 const MAX_IOV: usize = 64;
 
 impl Reader {
-    /// Reads into the spare capacity of `buf`; fds that arrive are queued
-    /// in order. Returns 0 at end of stream.
-    pub(crate) async fn read(
-        &mut self,
-        buf: &mut BytesMut,
-        fds: &mut VecDeque<OwnedFd>,
-    ) -> io::Result<usize> {
+    /// Reads into the spare capacity of `buf`. Returns 0 at end of stream.
+    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            Reader::Unix(s) => loop {
-                let mut guard = s.readable().await?;
-                let room = buf.capacity() - buf.len();
-                let fds_before = fds.len();
-                match guard.try_io(|fd| recv_with_fds(fd.as_raw_fd(), buf, fds)) {
-                    Ok(Ok(n)) => {
-                        // A short read without fds drained the socket: skip
-                        // the recvmsg that would only return EAGAIN (with
-                        // fds the kernel may stop early, so keep readiness).
-                        if n > 0 && n < room && fds.len() == fds_before {
-                            guard.clear_ready();
-                        }
-                        return Ok(n);
-                    }
-                    Ok(Err(e)) => return Err(e),
-                    Err(_would_block) => continue,
-                }
-            },
             Reader::Io(r) => r.read_buf(buf).await,
             Reader::Ws(r) => loop {
                 match r.next().await {
@@ -239,12 +244,17 @@ impl Reader {
 
 impl Writer {
     /// Writes every chunk (and its fds) in order.
-    pub(crate) async fn write_chunks(&mut self, chunks: &mut VecDeque<Chunk>) -> io::Result<()> {
+    /// Sealed chunks' buffers go to `spares` once written.
+    pub(crate) async fn write_chunks(
+        &mut self,
+        chunks: &mut VecDeque<Chunk>,
+        spares: &mut Spares,
+    ) -> io::Result<()> {
         match self {
             Writer::Unix(w) => {
                 while !chunks.is_empty() {
                     match send_with_fds(w.fd.as_raw_fd(), chunks) {
-                        Ok(n) => advance(chunks, n),
+                        Ok(n) => advance(chunks, n, spares),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             // Full: wait for room (try_io clears stale
                             // readiness on EAGAIN so this does not spin).
@@ -253,7 +263,7 @@ impl Writer {
                                 let mut guard = reg.writable().await?;
                                 match guard.try_io(|fd| send_with_fds(fd.as_raw_fd(), chunks)) {
                                     Ok(Ok(n)) => {
-                                        advance(chunks, n);
+                                        advance(chunks, n, spares);
                                         break;
                                     }
                                     Ok(Err(e)) => return Err(e),
@@ -279,7 +289,7 @@ impl Writer {
                     if n == 0 {
                         return Err(io::ErrorKind::WriteZero.into());
                     }
-                    advance(chunks, n);
+                    advance(chunks, n, spares);
                 }
                 w.flush().await
             }
@@ -410,7 +420,11 @@ pub(crate) fn send_parts(fd: RawFd, parts: &[&[u8]], fds: &[OwnedFd]) -> io::Res
 }
 
 /// One `recvmsg` into the spare capacity of `buf`.
-fn recv_with_fds(fd: RawFd, buf: &mut BytesMut, fds: &mut VecDeque<OwnedFd>) -> io::Result<usize> {
+pub(crate) fn recv_with_fds(
+    fd: RawFd,
+    buf: &mut BytesMut,
+    fds: &mut VecDeque<OwnedFd>,
+) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     let mut iov = libc::iovec {
         iov_base: spare.as_mut_ptr() as *mut libc::c_void,

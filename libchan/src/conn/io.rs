@@ -1,4 +1,5 @@
-//! The reader and writer tasks of a connection.
+//! The writer task of a connection, and the reader task of stream
+//! transports (sockets are read in `direct`).
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -14,6 +15,7 @@ use crate::wire::{self, FrameDecoder, Kind};
 pub(super) async fn reader_loop(shared: Arc<ConnShared>, mut reader: Reader) {
     let dec = FrameDecoder::new(shared.cfg.max_frame_size);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Stream transports carry no fds.
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     let mut got_hello = false;
     let res: Result<()> = async {
@@ -24,7 +26,7 @@ pub(super) async fn reader_loop(shared: Arc<ConnShared>, mut reader: Reader) {
             let missing = dec.missing(&buf);
             buf.reserve(missing.max(READ_CHUNK));
             let n = tokio::select! {
-                r = reader.read(&mut buf, &mut fds) => r.map_err(|e| Error::Disconnected(format!("read failed: {e}")))?,
+                r = reader.read(&mut buf) => r.map_err(|e| Error::Disconnected(format!("read failed: {e}")))?,
                 _ = shared.closing.cancelled() => return Ok(()),
             };
             if n == 0 {
@@ -54,11 +56,10 @@ pub(super) async fn reader_loop(shared: Arc<ConnShared>, mut reader: Reader) {
             shared.fail(e);
         }
     }
-    // Unclaimed fds that arrived without a frame are closed here.
-    drop(fds);
 }
 
 pub(super) async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
+    let mut spares = Vec::new();
     loop {
         let (mut batch, upto, shutdown) = {
             let mut out = lock(&shared.out);
@@ -75,7 +76,11 @@ pub(super) async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
             shared.out_ready.notified().await;
             continue;
         }
-        if let Err(e) = writer.write_chunks(&mut batch).await {
+        let res = writer.write_chunks(&mut batch, &mut spares).await;
+        if !spares.is_empty() {
+            shared.give_spares(&mut spares);
+        }
+        if let Err(e) = res {
             shared.fail(Error::Disconnected(format!("write failed: {e}")));
             break;
         }

@@ -6,13 +6,14 @@
 //! drains a shared outbound queue with vectored writes: senders encode on
 //! their own task and only append bytes under a short lock.
 
+mod direct;
 mod dispatch;
 pub(crate) mod endpoint;
 mod io;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use serde::Serialize;
@@ -23,16 +24,18 @@ use tokio_util::sync::CancellationToken;
 use crate::chan::{Message, Queue, Receiver, Sender};
 use crate::ctx::{self, EncodeCtx};
 use crate::error::{Error, Result};
-use crate::transport::{self, Chunk, Transport, UnixFd};
+use crate::transport::{self, Chunk, ReadSide, Spares, Transport, UnixFd};
 use crate::wire::{self, Hello, Kind};
+use direct::DirectRead;
+pub(crate) use direct::MAX_DIRECT_READS;
 use endpoint::{PendingRx, RawMsg, RemoteTx, WireReg, WireSink};
 
 /// Payloads at least this large travel as their own chunk (no copy into
 /// the shared outbound buffer).
 const BIG_PAYLOAD: usize = 32 * 1024;
-/// Largest encode buffer kept per thread for the next message (reusing it
-/// saves page faults on big messages).
-const MAX_SCRATCH: usize = 16 << 20;
+/// Largest encode buffer kept per thread for the next message; bigger
+/// ones go to the connection's spares.
+const MAX_SCRATCH: usize = transport::SPARE_MIN;
 /// Queued outbound bytes above which `send` waits for the writer.
 const HIGH_WATER: usize = 4 << 20;
 /// Read at least this much per read call.
@@ -166,11 +169,19 @@ impl Builder {
             fds: t.fds,
             max_frame_size: self.cfg.max_frame_size as u32,
         });
-        let (reader, writer, direct) = t
+        let (read_side, writer, direct) = t
             .into_parts()
             .map_err(|e| Error::io("registering the transport", e))?;
+        let read_task = match read_side {
+            ReadSide::Raw(afd) => ReadTask::Direct(DirectRead::new(afd, self.cfg.max_frame_size)),
+            ReadSide::Stream(r) => ReadTask::Stream(r),
+        };
         let shared = Arc::new(ConnShared {
             direct,
+            direct_rx: match &read_task {
+                ReadTask::Direct(d) => Arc::downgrade(d),
+                ReadTask::Stream(_) => Weak::new(),
+            },
             parity,
             next_id: AtomicU64::new(2 + parity),
             table: Mutex::new(Table {
@@ -186,6 +197,8 @@ impl Builder {
                 direct_at: 0,
             }),
             msgs_in: AtomicU64::new(0),
+            spares: Mutex::new(Vec::new()),
+            last_big: AtomicBool::new(false),
             out_ready: Notify::new(),
             drained: Notify::new(),
             handle: handle.clone(),
@@ -212,15 +225,19 @@ impl Builder {
                 },
             );
         }
-        let reader_task = handle.spawn(io::reader_loop(shared.clone(), reader));
+        let reader_task = match read_task {
+            ReadTask::Direct(d) => handle.spawn(direct::reader_loop(shared.clone(), d)),
+            ReadTask::Stream(r) => handle.spawn(io::reader_loop(shared.clone(), r)),
+        };
         let writer_task = handle.spawn(io::writer_loop(shared.clone(), writer));
-        let done_shared = Arc::downgrade(&shared);
+        // Only the token: holding the connection here while waking
+        // `close()` could make this task, not the closer, drop the last
+        // reference and close the socket just after `close()` returned.
+        let done = shared.done.clone();
         handle.spawn(async move {
             let _ = reader_task.await;
             let _ = writer_task.await;
-            if let Some(s) = done_shared.upgrade() {
-                s.done.cancel();
-            }
+            done.cancel();
         });
         Ok((
             Connection { shared },
@@ -228,6 +245,13 @@ impl Builder {
             Receiver::from_queue(q),
         ))
     }
+}
+
+/// What the reader task reads.
+enum ReadTask {
+    /// A socket, which receivers may also read directly.
+    Direct(Arc<DirectRead>),
+    Stream(transport::Reader),
 }
 
 /// Handle to a running connection: flush, close, wait for the end.
@@ -371,11 +395,19 @@ pub(crate) struct ConnShared {
     /// The unix socket, for senders that write directly while the writer
     /// task is idle (saves a task wake-up per message).
     direct: Option<UnixFd>,
+    /// The socket's read side, for receivers that read it directly (owned
+    /// by the reader task, so the fd closes when that ends).
+    direct_rx: Weak<DirectRead>,
     /// MSG frames received so far. A sender writes directly only if one
     /// arrived since its last direct write (request/reply traffic); a
     /// one-way stream goes through the writer, which batches many frames
     /// per sendmsg.
     pub(crate) msgs_in: AtomicU64,
+    /// Written big payload buffers, reused to encode the next big message.
+    spares: Mutex<Spares>,
+    /// The last message sent had a big payload (so the next one likely
+    /// too: encode it into a spare).
+    last_big: AtomicBool,
     pub(crate) cfg: Config,
     parity: u64,
     next_id: AtomicU64,
@@ -524,6 +556,27 @@ impl ConnShared {
 
     fn push_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) {
         let mut out = lock(&self.out);
+        // Control frames (CREDIT, CLOSE) go out at once when the writer is
+        // idle: a sender waiting for credit should not wait for this
+        // side's writer task to be scheduled too.
+        let n = if fds.is_empty() {
+            self.try_direct(&mut out, &[bytes], true)
+        } else {
+            0
+        };
+        if n == bytes.len() {
+            return;
+        }
+        if n > 0 {
+            let mut c = sealed_chunk(bytes.to_vec());
+            c.off = n;
+            out.chunks.push_back(c);
+            out.bytes += bytes.len() - n;
+            out.pushed += 1;
+            drop(out);
+            self.out_ready.notify_one();
+            return;
+        }
         let was_empty = out.chunks.is_empty();
         tail_chunk(&mut out.chunks, fds.len()).append(bytes, fds);
         out.bytes += bytes.len();
@@ -556,7 +609,12 @@ impl ConnShared {
             return Err(e.clone());
         }
         debug_assert!(!ctx::encoding_active());
-        let scratch = SCRATCH.with(|s| s.take());
+        let mut scratch = SCRATCH.with(|s| s.take());
+        if self.last_big.load(Ordering::Relaxed) {
+            if let Some(v) = lock(&self.spares).pop() {
+                self.recycle(std::mem::replace(&mut scratch, v));
+            }
+        }
         let (res, ectx) = ctx::with_encode(EncodeCtx::new(self.clone()), || {
             let mut v = scratch;
             v.clear();
@@ -573,6 +631,8 @@ impl ConnShared {
                 return Err(err);
             }
         };
+        self.last_big
+            .store(payload.len() >= BIG_PAYLOAD, Ordering::Relaxed);
         let body = payload.len() + ectx.anns.len() * wire::ANN_LEN;
         let max = self
             .cfg
@@ -611,12 +671,12 @@ impl ConnShared {
         // Messages with fds go through the writer, which batches the fds of
         // many messages into one sendmsg (one each costs ~5x more).
         let n = if fds.is_empty() {
-            self.try_direct(&mut out, &[&header, &payload, &anns], &fds)
+            self.try_direct(&mut out, &[&header, &payload, &anns], false)
         } else {
             0
         };
         if n > 0 {
-            // Written, or partly: fds went with the first byte; queue the rest.
+            // Written, or partly: queue the rest.
             if n < total {
                 for (part, start) in [
                     (header.to_vec(), 0),
@@ -636,12 +696,8 @@ impl ConnShared {
                 self.out_ready.notify_one();
             } else {
                 drop(out);
-                if payload.capacity() <= MAX_SCRATCH {
-                    SCRATCH.with(|s| s.set(payload));
-                }
+                self.recycle(payload);
             }
-            // The fds were copied into the message by the kernel.
-            drop(fds);
             ectx.finish(true);
             return Ok(());
         }
@@ -669,25 +725,52 @@ impl ConnShared {
         }
         ectx.finish(true);
         if let Some(p) = give_back {
-            SCRATCH.with(|s| s.set(p));
+            self.recycle(p);
         }
         Ok(())
     }
 
-    /// Writes a frame straight to the unix socket when nothing is queued,
-    /// the writer task is idle and a message came in since the last direct
-    /// write (order is kept: `out` stays locked). Returns
+    /// Keeps an encode buffer for the next message: a small one for this
+    /// thread, a big one as a spare of the connection.
+    fn recycle(&self, v: Vec<u8>) {
+        if v.capacity() <= MAX_SCRATCH {
+            SCRATCH.with(|s| s.set(v));
+        } else {
+            self.give_spares(&mut vec![v]);
+        }
+    }
+
+    /// Keeps up to [`transport::MAX_SPARES`] of `bufs` (emptied) as spares.
+    pub(crate) fn give_spares(&self, bufs: &mut Spares) {
+        let mut spares = lock(&self.spares);
+        for mut v in bufs.drain(..) {
+            if spares.len() >= transport::MAX_SPARES {
+                break;
+            }
+            v.clear();
+            spares.push(v);
+        }
+    }
+
+    /// Writes a frame straight to the socket when nothing is queued, the
+    /// writer task is idle and (unless `always`) a message came in since
+    /// the last direct write (order is kept: `out` stays locked). Returns
     /// the bytes written; 0 means queue it as usual (the socket is full, or
     /// failed and the writer will report it). Counts a frame as pushed when
     /// it was written whole.
-    fn try_direct(&self, out: &mut Outbound, parts: &[&[u8]], fds: &[OwnedFd]) -> usize {
+    fn try_direct(&self, out: &mut Outbound, parts: &[&[u8]], always: bool) -> usize {
         let Some(sock) = &self.direct else { return 0 };
-        let seen = self.msgs_in.load(Ordering::Relaxed);
-        if out.busy || out.shutdown || !out.chunks.is_empty() || seen == out.direct_at {
+        if out.busy || out.shutdown || !out.chunks.is_empty() {
             return 0;
         }
-        out.direct_at = seen;
-        match transport::send_parts(sock.as_raw_fd(), parts, fds) {
+        if !always {
+            let seen = self.msgs_in.load(Ordering::Relaxed);
+            if seen == out.direct_at {
+                return 0;
+            }
+            out.direct_at = seen;
+        }
+        match transport::send_parts(sock.as_raw_fd(), parts, &[]) {
             Ok(n) => {
                 let total: usize = parts.iter().map(|p| p.len()).sum();
                 if n == total {
