@@ -497,6 +497,7 @@ impl Backend for LocalBackend {
             manually_stopped: false,
             restarting: false,
             no_restart: false,
+            backoff: 0,
             monitor: None,
             live: broadcast::channel(1024).0,
             life: watch::channel(Lifecycle::default()).0,

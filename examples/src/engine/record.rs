@@ -204,6 +204,9 @@ pub struct Record {
     pub restarting: bool,
     /// berthd is stopping it at its exit: no restart now.
     pub no_restart: bool,
+    /// Restarts since the container last ran for 10 s (the delay doubles
+    /// with each).
+    pub backoff: u32,
     /// Requests to the shim of the current run (resize).
     pub monitor: Option<libchan::Sender<super::monitor::Request>>,
     /// Live output.
@@ -294,6 +297,7 @@ impl Stored {
             manually_stopped: self.manually_stopped,
             restarting: false,
             no_restart: false,
+            backoff: 0,
             monitor: None,
             live: broadcast::channel(1024).0,
             stdin_tx: None,
@@ -374,9 +378,22 @@ impl Record {
         }
     }
 
+    /// Plans the restart after a run that ended at `finished` with `code`:
+    /// the delay, or `None`. Docker's backoff: 100 ms doubling per restart,
+    /// at most a minute, back to 100 ms once a run lasted 10 s.
+    pub fn plan_restart(&mut self, code: i64, finished: i64) -> Option<std::time::Duration> {
+        if finished - self.started >= 10_000_000_000 {
+            self.backoff = 0;
+        }
+        let delay = self.restart_delay(code);
+        if delay.is_some() {
+            self.backoff = self.backoff.saturating_add(1);
+        }
+        delay
+    }
+
     /// The restart policy's delay before the next restart after an exit
-    /// with `code`, or `None` when it does not restart. Docker's backoff:
-    /// 100 ms doubling per restart, at most a minute.
+    /// with `code`, or `None` when it does not restart.
     pub fn restart_delay(&self, code: i64) -> Option<std::time::Duration> {
         use libswarm::models::RestartPolicyNameEnum as P;
         if self.manually_stopped || self.no_restart || self.auto_remove() {
@@ -391,9 +408,7 @@ impl Record {
             }
             P::NO | P::EMPTY => false,
         };
-        let ms = 100u64
-            .saturating_mul(1 << self.restart_count.min(10))
-            .min(60_000);
+        let ms = 100u64.saturating_mul(1 << self.backoff.min(10)).min(60_000);
         again.then(|| std::time::Duration::from_millis(ms))
     }
 
@@ -522,10 +537,19 @@ mod tests {
             Some(std::time::Duration::from_millis(100))
         );
         a.restart_count = 3;
+        a.backoff = 3;
         assert_eq!(
             a.restart_delay(0),
             Some(std::time::Duration::from_millis(800))
         );
+        // A run of 10 s or more resets the delay; short runs double it.
+        let mut b = record_with("always", 0);
+        b.started = 1_000_000_000;
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis());
+        assert_eq!(ms(b.plan_restart(0, 2_000_000_000)), Some(100));
+        assert_eq!(ms(b.plan_restart(0, 2_000_000_000)), Some(200));
+        assert_eq!(ms(b.plan_restart(0, 2_000_000_000)), Some(400));
+        assert_eq!(ms(b.plan_restart(0, 11_000_000_000)), Some(100));
         a.manually_stopped = true;
         assert!(a.restart_delay(0).is_none());
         assert!(a.starts_with_daemon(), "always comes back with the daemon");

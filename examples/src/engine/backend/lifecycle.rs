@@ -279,7 +279,7 @@ impl LocalBackend {
             r.exit_code = exit.code;
             r.pid = 0;
             r.finished = exit.finished;
-            let delay = r.restart_delay(exit.code);
+            let delay = r.plan_restart(exit.code, exit.finished);
             r.restarting = delay.is_some();
             // On disk before anyone waiting learns of the exit.
             r.save();
