@@ -220,18 +220,6 @@ impl ContainerBuilder {
                 load_spec(&path)?
             }
         };
-        if spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.time_offsets().as_ref())
-            .is_some_and(|t| !t.is_empty())
-        {
-            return Err(PlanError::Invalid {
-                field: "linux.timeOffsets".into(),
-                reason: "not supported yet".into(),
-            }
-            .into());
-        }
         let wants_terminal = spec
             .process()
             .as_ref()
@@ -407,7 +395,12 @@ fn create_inner(
             .map_err(sys(format!("join {} namespace {:?}", j.kind.name, j.path)))?;
         restore.push((OwnedFd::from(own), j.kind.flag));
     }
-    let clone_flags = s.ns.new_flags & !libc::CLONE_NEWCGROUP;
+    // The init unshares these itself: cgroup after placing itself, time
+    // when it has offsets to write before anyone enters the namespace.
+    let mut clone_flags = s.ns.new_flags & !libc::CLONE_NEWCGROUP;
+    if s.plan.time_offsets.is_some() {
+        clone_flags &= !libc::CLONE_NEWTIME;
+    }
     // SAFETY: the child only runs `init::run`, which ends in exec or _exit.
     let forked = unsafe { clone_process(clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
     for (fd, flag) in restore {

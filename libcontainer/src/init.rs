@@ -158,6 +158,19 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
             c(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }),
         )?;
     }
+    if let Some(offsets) = &plan.time_offsets {
+        // Our children, and we ourselves at execve, enter the new time
+        // namespace; nobody is in it yet, so the offsets can still be set.
+        // SAFETY: unshare with a namespace flag.
+        sys(
+            "unshare time namespace",
+            c(unsafe { libc::unshare(libc::CLONE_NEWTIME) }),
+        )?;
+        sys(
+            "linux.timeOffsets: write /proc/self/timens_offsets",
+            std::fs::write("/proc/self/timens_offsets", offsets),
+        )?;
+    }
     if let Some(adj) = plan.process.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {
             InitError::Sys {

@@ -44,6 +44,44 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PlanError {
     }
 }
 
+/// linux.timeOffsets → lines `<clock id> <secs> <nanosecs>` (CLOCK_MONOTONIC
+/// and CLOCK_BOOTTIME, the only clocks a time namespace offsets).
+fn time_offsets(
+    offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
+    ns: &NamespacePlan,
+) -> Result<Option<Vec<u8>>, PlanError> {
+    let Some(offsets) = offsets.filter(|o| !o.is_empty()) else {
+        return Ok(None);
+    };
+    if !ns.is_new(libc::CLONE_NEWTIME) {
+        return Err(invalid(
+            "linux.timeOffsets",
+            "needs a new time namespace (a \"time\" entry without path in linux.namespaces)",
+        ));
+    }
+    let mut names: Vec<&String> = offsets.keys().collect();
+    names.sort();
+    let mut text = String::new();
+    for name in names {
+        let field = format!("linux.timeOffsets.{name}");
+        let clock = match name.as_str() {
+            "monotonic" => libc::CLOCK_MONOTONIC,
+            "boottime" => libc::CLOCK_BOOTTIME,
+            _ => return Err(invalid(field, "only monotonic and boottime can be offset")),
+        };
+        let o = &offsets[name];
+        let nanos = o.nanosecs().unwrap_or(0);
+        if nanos >= 1_000_000_000 {
+            return Err(invalid(
+                format!("{field}.nanosecs"),
+                format!("{nanos} is not below 1000000000"),
+            ));
+        }
+        text.push_str(&format!("{clock} {} {nanos}\n", o.secs().unwrap_or(0)));
+    }
+    Ok(Some(text.into_bytes()))
+}
+
 fn cstring(field: &str, bytes: impl Into<Vec<u8>>) -> Result<CString, PlanError> {
     CString::new(bytes).map_err(|_| invalid(field, "contains a NUL byte"))
 }
@@ -201,6 +239,11 @@ pub struct InitPlan {
     pub domainname: Option<Vec<u8>>,
     /// linux.sysctl as (/proc/sys path, value).
     pub sysctl: Vec<(CString, Vec<u8>)>,
+    /// linux.timeOffsets as the text for /proc/self/timens_offsets: the
+    /// init unshares the time namespace itself, writes this, and enters the
+    /// namespace at execve (a clone with CLONE_NEWTIME would enter it at
+    /// once, after which the offsets are frozen).
+    pub time_offsets: Option<Vec<u8>>,
     /// The process.
     pub process: ProcessPlan,
 }
@@ -381,6 +424,7 @@ impl InitPlan {
             ));
         }
         let sysctl = sysctls(linux.and_then(|l| l.sysctl().as_ref()), ns)?;
+        let time_offsets = time_offsets(linux.and_then(|l| l.time_offsets().as_ref()), ns)?;
 
         Ok(Self {
             rootfs: cstring("root.path", rootfs.as_os_str().as_bytes())?,
@@ -398,6 +442,7 @@ impl InitPlan {
             hostname,
             domainname,
             sysctl,
+            time_offsets,
             process: process_plan(process)?,
         })
     }

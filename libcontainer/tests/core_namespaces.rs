@@ -219,3 +219,78 @@ fn bad_namespace_paths_are_clear_errors_and_leave_nothing() {
     }
     assert_no_children();
 }
+
+/// linux.timeOffsets: the init unshares the time namespace, writes the
+/// offsets, and the container's clocks are shifted from its first
+/// instruction; bad offsets are refused naming the field.
+#[test]
+fn time_offsets_shift_the_containers_clocks() {
+    if !root_or_skip() {
+        return;
+    }
+    const YEAR: i64 = 365 * 86_400;
+    let with_offsets = |s: &mut oci_spec::runtime::Spec, time_ns: bool, clock: &str| {
+        let l = s.linux_mut().as_mut().unwrap();
+        let mut ns = l.namespaces().clone().unwrap_or_default();
+        ns.retain(|n| n.typ() != T::Time);
+        if time_ns {
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(T::Time)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        l.set_namespaces(Some(ns));
+        let off = |secs| {
+            oci_spec::runtime::LinuxTimeOffsetBuilder::default()
+                .secs(secs)
+                .nanosecs(5u32)
+                .build()
+                .unwrap()
+        };
+        l.set_time_offsets(Some(
+            [
+                (clock.to_string(), off(YEAR)),
+                ("monotonic".to_string(), off(7)),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+    };
+    let env = Env::with_spec(
+        "cut -d. -f1 /proc/uptime; readlink /proc/self/ns/time",
+        |s| with_offsets(s, true, "boottime"),
+    );
+    let host_uptime = || -> i64 {
+        let text = std::fs::read_to_string("/proc/uptime").unwrap();
+        text.split('.').next().unwrap().parse().unwrap()
+    };
+    let before = host_uptime();
+    let (code, log) = env.run("timens");
+    let after = host_uptime();
+    assert_eq!(code, 0, "{log}");
+    let mut lines = log.lines();
+    let uptime: i64 = lines.next().unwrap().parse().unwrap();
+    assert!(
+        (before + YEAR..=after + YEAR + 1).contains(&uptime),
+        "uptime {uptime} in the container, {before}..{after} on the host: {log}"
+    );
+    assert_ne!(
+        lines.next().unwrap(),
+        host_ns("time"),
+        "a new time namespace"
+    );
+
+    // Offsets without a new time namespace, or for another clock.
+    for (time_ns, clock, field) in [
+        (false, "boottime", "linux.timeOffsets"),
+        (true, "realtime", "linux.timeOffsets.realtime"),
+    ] {
+        env.edit_spec(|s| with_offsets(s, time_ns, clock));
+        let err = env.create("badtime").unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+        assert!(!env.state_dir("badtime").exists());
+    }
+    assert_no_children();
+}
