@@ -49,6 +49,42 @@ fn stats_and_top_show_the_container_processes() {
     assert!(!f[1].starts_with("0B"), "{out}");
     assert!(f[3].ends_with('%'), "{out}");
 
+    // Without names: every running container.
+    let all = d.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}"]);
+    assert_eq!(all.trim(), "st 3", "{all}");
+
+    // Streaming: a sample a second until the client goes.
+    let mut live = std::process::Command::new(DOCKER)
+        .args(["stats", "--format", "{{.Name}} {{.PIDs}}", "st"])
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", d.dir.path().join("config"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = live.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut samples = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while samples < 2 && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            if l.contains("st 3") {
+                samples += 1;
+            }
+        }
+    }
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(samples, 2, "two streamed samples");
+
     let out = d.ok(&["top", "st"]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(
