@@ -446,6 +446,19 @@ fn volume_prune_removes_unused_anonymous_then_all() {
     d.ok(&["rm", "-v", "holder"]);
     d.ok(&["volume", "prune", "-a", "-f"]);
     assert!(names().is_empty());
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &(unix_now() + 1).to_string(),
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(out.lines().all(|l| l == "volume prune"), "{out}");
     let out = d.docker(&["volume", "prune", "-f", "--filter", "until=1h"]);
     assert_ne!(out.code, 0);
     assert!(

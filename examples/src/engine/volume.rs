@@ -585,6 +585,10 @@ impl Volumes {
                 Err(e) => return Err(vol_err(e)),
             }
         }
+        // Docker publishes the prune itself too, with what it reclaimed.
+        let freed = reclaimed.to_string();
+        self.events
+            .publish(Kind::Volume, "prune", "", &[("reclaimed", &freed)]);
         Ok(VolumePruneResponse {
             volumes_deleted: Some(deleted),
             space_reclaimed: Some(i64::try_from(reclaimed).unwrap_or(i64::MAX)),
