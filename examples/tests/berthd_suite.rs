@@ -179,6 +179,27 @@ fn acceptance_list() {
     assert!(t.containers.is_empty() && t.sandboxes.is_empty(), "{t:?}");
 }
 
+/// berthd without `--network-host-netns` refuses what needs networking
+/// instead of ignoring it.
+#[test]
+fn without_networking_published_ports_are_refused() {
+    let Some(d) = common::start() else { return };
+    for publish in [&["-p", "8080:80"][..], &["-P", "--expose", "80"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(publish);
+        args.extend(["busybox", "true"]);
+        let out = d.docker(&args);
+        assert_ne!(out.code, 0, "docker {args:?} published without networking");
+        assert!(
+            out.stderr.contains("publishing ports needs networking"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "ok"]), "ok\n");
+    assert_eq!(common::containers_left(&d), 0);
+}
+
 /// Runs a failing command and checks that it left no trace.
 fn fails_cleanly(d: &NetDaemon, args: &[&str], want: &str) {
     let before = d.traces();
