@@ -232,6 +232,17 @@ pub async fn run_parts(backend: Arc<dyn Backend>, parts: &[Part]) -> Result<(), 
 
 /// Runs the given parts in order, each whatever the others gave, and
 /// returns every outcome.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use std::sync::Arc;
+/// use libswarm::suite::{run_each, Part};
+/// let engine = Arc::new(libswarm::fake::FakeBackend::new());
+/// for (part, outcome) in run_each(engine, &Part::ALL).await {
+///     println!("{part:?}: {}", if outcome.is_ok() { "ok" } else { "failed" });
+/// }
+/// # }
+/// ```
 pub async fn run_each(
     backend: Arc<dyn Backend>,
     parts: &[Part],
