@@ -181,7 +181,7 @@ impl LocalBackend {
                     .unwrap_or_else(|| short_id(id).to_string());
                 n.attach_container(id, name, &hostname, body, dir).await?
             }
-            None => match network::check_offline(&host).and(network::mode(&host))? {
+            None => match network::mode(&host)? {
                 Mode::Host => NetSpec::Host,
                 Mode::Network(n) if n != network::DEFAULT_NETWORK => {
                     return Err(Error::bad_request(format!("network {n} not found")))
@@ -327,7 +327,7 @@ impl LocalBackend {
             command: Some(r.args.join(" ")),
             created: Some(r.created / 1_000_000_000),
             labels: Some(r.body.config.labels.clone().unwrap_or_default()),
-            state: Some(r.status.as_enum().as_ref().to_string()),
+            state: Some(r.state().as_ref().to_string()),
             status: Some(r.status_text()),
             ports: Some(Vec::new()),
             mounts: Some(Vec::new()),
@@ -648,14 +648,10 @@ impl Backend for LocalBackend {
         let map = self.lock();
         let mut list: Vec<&Record> = map
             .values()
-            .filter(|r| options.all || r.status == Status::Running)
+            .filter(|r| options.all || r.status == Status::Running || r.restarting)
             .filter(|r| filter_matches(&options.filters, "id", |w| r.id.starts_with(w)))
             .filter(|r| filter_matches(&options.filters, "name", |w| r.name.contains(w)))
-            .filter(|r| {
-                filter_matches(&options.filters, "status", |w| {
-                    r.status.as_enum().as_ref() == w
-                })
-            })
+            .filter(|r| filter_matches(&options.filters, "status", |w| r.state().as_ref() == w))
             .collect();
         list.sort_by_key(|r| std::cmp::Reverse(r.created));
         if let Some(n) = options.limit {
@@ -687,7 +683,7 @@ impl Backend for LocalBackend {
             path: r.args.first().cloned(),
             args: Some(r.args.iter().skip(1).cloned().collect()),
             state: Some(ContainerState {
-                status: Some(r.status.as_enum()),
+                status: Some(r.state()),
                 running: Some(r.status == Status::Running),
                 paused: Some(false),
                 restarting: Some(r.restarting),

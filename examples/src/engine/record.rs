@@ -435,6 +435,15 @@ impl Record {
             .unwrap_or(false)
     }
 
+    /// The Docker state: `restarting` while a restart policy's delay runs.
+    pub fn state(&self) -> ContainerStateStatusEnum {
+        if self.restarting && self.status == Status::Exited {
+            ContainerStateStatusEnum::RESTARTING
+        } else {
+            self.status.as_enum()
+        }
+    }
+
     /// Runs on a pty (`-t`).
     pub fn tty(&self) -> bool {
         self.body.config.tty.unwrap_or(false)
@@ -550,6 +559,11 @@ mod tests {
         assert_eq!(ms(b.plan_restart(0, 2_000_000_000)), Some(200));
         assert_eq!(ms(b.plan_restart(0, 2_000_000_000)), Some(400));
         assert_eq!(ms(b.plan_restart(0, 11_000_000_000)), Some(100));
+        a.status = Status::Exited;
+        a.restarting = true;
+        assert_eq!(a.state(), ContainerStateStatusEnum::RESTARTING);
+        a.restarting = false;
+        assert_eq!(a.state(), ContainerStateStatusEnum::EXITED);
         a.manually_stopped = true;
         assert!(a.restart_delay(0).is_none());
         assert!(a.starts_with_daemon(), "always comes back with the daemon");
