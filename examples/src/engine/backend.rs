@@ -181,7 +181,7 @@ impl LocalBackend {
                     .unwrap_or_else(|| short_id(id).to_string());
                 n.attach_container(id, name, &hostname, body, dir).await?
             }
-            None => match network::mode(&host)? {
+            None => match network::check_offline(&host).and(network::mode(&host))? {
                 Mode::Host => NetSpec::Host,
                 Mode::Network(n) if n != network::DEFAULT_NETWORK => {
                     return Err(Error::bad_request(format!("network {n} not found")))
