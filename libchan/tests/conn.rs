@@ -273,3 +273,56 @@ async fn blocking_api_over_a_connection_from_plain_threads() {
         .await
         .unwrap();
 }
+
+/// Several receivers on one connection read its socket themselves (their
+/// queues are empty while they wait) and race each other and the reader
+/// task on a multi-threaded runtime: every message must still arrive once,
+/// in order, on its own channel — over unix sockets and TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_direct_readers_keep_order() {
+    async fn run(c: End<Req, ()>, s: End<(), Req>) {
+        let ((_c, to_srv, _), (_s, _, mut reqs)) = (c, s);
+        tokio::spawn(async move {
+            while let Ok(Some(r)) = reqs.recv().await {
+                // Three replies per request, to check order per channel.
+                for k in 0..3 {
+                    r.reply.send(r.n * 10 + k).await.unwrap();
+                }
+            }
+        });
+        let mut tasks = Vec::new();
+        for t in 0..4u64 {
+            let to_srv = to_srv.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..300 {
+                    // A fresh reply channel: its queue is fed by this one
+                    // connection only, so waiting on it reads the socket.
+                    let (tx, mut rx) = channel(8);
+                    let n = t * 1000 + i;
+                    to_srv.send(Req { n, reply: tx }).await.unwrap();
+                    for k in 0..3 {
+                        assert_eq!(rx.recv().await.unwrap(), Some(n * 10 + k));
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+    let (c, s) = pair::<Req, ()>();
+    run(c, s).await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (a, b) = tokio::join!(tokio::net::TcpStream::connect(addr), l.accept());
+    let c = Builder::new()
+        .client::<Req, ()>(Transport::tcp(a.unwrap()))
+        .unwrap();
+    let s = Builder::new()
+        .server::<(), Req>(Transport::tcp(b.unwrap().0))
+        .unwrap();
+    run(c, s).await;
+}
