@@ -117,9 +117,12 @@ impl<T> Queue<T> {
         st.receiver_alive
     }
 
-    fn sender_gone(&self, err: Option<Error>) {
+    fn sender_gone(&self, reg: &Arc<WireReg>, err: Option<Error>) {
         let mut st = lock(&self.state);
         st.senders = st.senders.saturating_sub(1);
+        // Forget the registration: a receiver whose sender is sent again
+        // and again would otherwise collect one per send.
+        st.regs.retain(|r| !Arc::ptr_eq(r, reg));
         if let Some(e) = err {
             if st.receiver_alive {
                 st.items.push_back(Item::Err(e));
@@ -210,11 +213,11 @@ impl<T: Send + 'static> WireSink for Queue<T> {
     fn push_raw(&self, raw: RawMsg) -> bool {
         self.push(Item::Raw(raw)).is_ok()
     }
-    fn sender_closed(&self) {
-        self.sender_gone(None);
+    fn sender_closed(&self, reg: &Arc<WireReg>) {
+        self.sender_gone(reg, None);
     }
-    fn sender_failed(&self, err: Error) {
-        self.sender_gone(Some(err));
+    fn sender_failed(&self, reg: &Arc<WireReg>, err: Error) {
+        self.sender_gone(reg, Some(err));
     }
 }
 

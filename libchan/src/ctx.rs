@@ -131,7 +131,7 @@ fn register_local_sender<T: Message>(ctx: &mut EncodeCtx, tx: &Sender<T>) -> Res
     ctx.finish.push(Box::new(move |committed| {
         if !committed {
             conn.remove_entry(id);
-            crate::conn::endpoint::WireSink::sender_closed(&*q2);
+            crate::conn::endpoint::WireSink::sender_closed(&*q2, &reg);
         } else if !receiver_alive {
             // The receiver was already gone: the peer learns it right after
             // the message that announces the channel.

@@ -77,7 +77,7 @@ impl ConnShared {
                 let empty = t.entries.is_empty();
                 drop(t);
                 match removed {
-                    Some(Entry::Sink { sink, .. }) => sink.sender_closed(),
+                    Some(Entry::Sink { sink, reg }) => sink.sender_closed(&reg),
                     Some(Entry::Tx(w)) => {
                         if let Some(tx) = w.upgrade() {
                             tx.mark_closed(Error::Closed("receiver dropped"));

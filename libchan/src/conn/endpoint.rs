@@ -19,10 +19,10 @@ use crate::error::{Error, Result};
 pub(crate) trait WireSink: Send + Sync {
     /// Queues a message; false if the receiver is gone.
     fn push_raw(&self, raw: RawMsg) -> bool;
-    /// The remote sender closed the channel cleanly.
-    fn sender_closed(&self);
-    /// The connection died under the channel.
-    fn sender_failed(&self, err: Error);
+    /// The remote sender of registration `reg` closed the channel cleanly.
+    fn sender_closed(&self, reg: &Arc<WireReg>);
+    /// The connection died under registration `reg`.
+    fn sender_failed(&self, reg: &Arc<WireReg>, err: Error);
 }
 
 /// One registration of a local queue on a connection (a channel id whose

@@ -792,7 +792,7 @@ impl ConnShared {
         let entries: Vec<Entry> = self.table().entries.drain().map(|(_, e)| e).collect();
         for e in entries {
             match e {
-                Entry::Sink { sink, .. } => sink.sender_failed(err.clone()),
+                Entry::Sink { sink, reg } => sink.sender_failed(&reg, err.clone()),
                 Entry::Tx(w) => {
                     if let Some(tx) = w.upgrade() {
                         tx.mark_closed(err.clone());
