@@ -37,7 +37,14 @@ pub enum Forked {
 ///
 /// # Safety
 /// The child starts as a copy of a possibly multi-threaded process: it
-/// must only follow a prepared plan and end in exec or `_exit`.
+/// must only follow a prepared plan and end in exec or `_exit`. A raw
+/// clone3 runs none of glibc's fork handlers, which reset malloc's locks:
+/// if another thread held a malloc arena lock at the moment of the clone,
+/// an allocation in the child deadlocks. The container init does allocate
+/// (see "Threads" in the crate README), so call this (and
+/// `ContainerBuilder::create`, `ExecBuilder::spawn`) while no other thread
+/// of the process may be allocating; berth-runtime and berthd's shim are
+/// single-threaded at that point.
 pub unsafe fn clone_process(ns_flags: libc::c_int, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
     let mut args = CloneArgs {
         flags: ns_flags as u32 as u64,
