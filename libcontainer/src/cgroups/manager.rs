@@ -604,10 +604,23 @@ impl CgroupManager {
     /// `kill`, SIGKILL remaining tasks first. Parents another container
     /// still uses are left in place.
     pub fn delete(&self, opts: DeleteOptions) -> Result<()> {
-        if opts.kill {
+        let leaves: BTreeSet<&Path> = self.all_dirs().into_iter().collect();
+        // Usually the container is gone already (its pid namespace died
+        // with the init): then removing the directories we made succeeds
+        // and there is nothing to list or kill. A busy one (tasks or
+        // sub-cgroups), or a directory we did not make, falls back to
+        // killing and the full removal below.
+        let emptied = opts.kill
+            && leaves
+                .iter()
+                .all(|d| self.created.iter().any(|c| c.as_path() == *d))
+            && leaves.iter().all(|d| match self.fs.remove_dir(d) {
+                Ok(()) => true,
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
+            });
+        if opts.kill && !emptied {
             self.kill_all()?;
         }
-        let leaves: BTreeSet<&Path> = self.all_dirs().into_iter().collect();
         for d in self.created.iter().rev() {
             if leaves.contains(d.as_path()) {
                 self.remove_tree(d)?;
