@@ -251,6 +251,7 @@ impl LocalBackend {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tracing::warn!(%id, "the container's monitor died; killing the container");
+        let _ = std::fs::remove_file(monitor_socket(&self.inner.config.state_dir, id));
         if let Ok(c) = libcontainer::Container::load(&self.inner.config.state_dir, id) {
             let _ = tokio::task::spawn_blocking(move || c.delete(true)).await;
         }
@@ -368,7 +369,11 @@ impl LocalBackend {
                     continue;
                 }
             };
-            let (id, was_running) = (stored.id.clone(), stored.running);
+            let id = stored.id.clone();
+            let socket = monitor_socket(&self.inner.config.state_dir, &id);
+            // A shim's socket without "running" on record: berthd died
+            // between starting the shim and saving; attach all the same.
+            let was_running = stored.running || socket.exists();
             let mut rec = stored.clone().into_record(dir.clone());
             if !was_running {
                 if let Ok(m) = std::fs::metadata(monitor::log_file(&dir)) {
@@ -381,9 +386,13 @@ impl LocalBackend {
                 continue;
             }
             rec.status = Status::Running;
-            rec.pid = stored.pid;
+            rec.pid = match stored.pid {
+                0 => libcontainer::Container::load(&self.inner.config.state_dir, &id)
+                    .map(|c| i64::from(c.pid()))
+                    .unwrap_or(0),
+                pid => pid,
+            };
             self.lock().insert(id.clone(), rec);
-            let socket = monitor_socket(&self.inner.config.state_dir, &id);
             match monitor::connect(&socket).await {
                 Ok(m) => {
                     tracing::info!(%id, "attached to the running container again");
