@@ -235,13 +235,17 @@ impl CapabilityPlan {
             if self.bounding & (1 << cap) != 0 {
                 continue;
             }
+            // Dropping an absent capability succeeds, so drop first and
+            // only ask whether it was there when the drop is refused.
             // SAFETY: prctl with integer arguments only.
-            let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap)) };
-            if present == 1 {
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap)) };
+            if rc != 0 {
+                let err = kernel("drop from the bounding set");
                 // SAFETY: as above.
-                let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap)) };
-                if rc != 0 {
-                    return Err(kernel("drop from the bounding set"));
+                let present =
+                    unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap)) };
+                if present != 0 {
+                    return Err(err);
                 }
             }
         }
