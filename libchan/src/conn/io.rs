@@ -84,7 +84,7 @@ pub(super) async fn writer_loop(shared: Arc<ConnShared>, mut writer: Writer) {
             shared.fail(Error::Disconnected(format!("write failed: {e}")));
             break;
         }
-        shared.written.send_replace(upto);
+        shared.mark_written(upto);
     }
     writer.shutdown().await;
     shared.closing.cancel();

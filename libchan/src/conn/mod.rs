@@ -591,13 +591,20 @@ impl ConnShared {
     /// fast sender of big messages cannot queue unbounded memory (credit
     /// bounds messages, this bounds bytes) and yields to the writer.
     pub(crate) async fn backpressure(&self) {
+        let below = || {
+            let out = lock(&self.out);
+            out.bytes < HIGH_WATER || out.shutdown
+        };
         loop {
+            // The common case first, without setting up a wait.
+            if below() {
+                return;
+            }
             let drained = self.drained.notified();
-            {
-                let out = lock(&self.out);
-                if out.bytes < HIGH_WATER || out.shutdown {
-                    return;
-                }
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if below() {
+                return;
             }
             drained.await;
         }
@@ -775,12 +782,25 @@ impl ConnShared {
                 let total: usize = parts.iter().map(|p| p.len()).sum();
                 if n == total {
                     out.pushed += 1;
-                    self.written.send_replace(out.pushed);
+                    self.mark_written(out.pushed);
                 }
                 n
             }
             Err(_) => 0,
         }
+    }
+
+    /// Records that the first `upto` frames are written. Wakes `flush`
+    /// callers only if there are any: a watch notification takes several
+    /// locks, a real cost per message on the direct-write path.
+    pub(crate) fn mark_written(&self, upto: u64) {
+        self.written.send_if_modified(|v| {
+            *v = upto;
+            // A flush that subscribed before this runs is counted here; one
+            // that subscribes later reads the new value (this holds the
+            // value's write lock).
+            self.written.receiver_count() > 0
+        });
     }
 
     /// Tears the connection down: every channel on it learns `err`.
