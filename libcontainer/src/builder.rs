@@ -281,7 +281,9 @@ impl ContainerBuilder {
             ext: std::mem::take(&mut self.create_ext),
             poststop: None,
         };
-        st.write(&dir)?;
+        // Like runc, state.json appears once the container is created (or
+        // before runtime hooks, which may ask for it): one write per
+        // create, the state directory alone reserves the id meanwhile.
         let setup = Setup {
             spec: &spec,
             ns: &ns,
