@@ -67,46 +67,52 @@ pub fn start() -> Option<Daemon> {
     Some(d)
 }
 
+/// Runs the docker CLI against `host` with its config in `config`, feeding
+/// `stdin` when given; killed (and the test failed) after 30 s.
+pub fn run_docker(host: &str, config: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
+    let mut child = Command::new(DOCKER)
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(data) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(data).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker {args:?} timed out");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 impl Daemon {
     pub fn docker(&self, args: &[&str]) -> Out {
         self.docker_with_stdin(args, None)
     }
 
     pub fn docker_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Out {
-        let mut child = Command::new(DOCKER)
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.dir.path().join("config"))
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(data) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(data).unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("docker {args:?} timed out");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_docker(&self.host, &self.dir.path().join("config"), args, stdin)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

@@ -210,31 +210,7 @@ impl NetDaemon {
     }
 
     pub fn docker(&self, args: &[&str]) -> Out {
-        let mut child = Command::new(DOCKER)
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.dir.path().join("config"))
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("docker {args:?} timed out");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        super::run_docker(&self.host, &self.dir.path().join("config"), args, None)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
