@@ -27,6 +27,8 @@ const FD_VAR: &str = "CHAN_BENCH_FD";
 enum Lib {
     Raw,
     Libchan,
+    /// libchan with `Builder::busy_poll` (CHAN_BENCH_SPIN_US, default 50).
+    LibchanSpin,
     Ipc,
     Remoc,
 }
@@ -110,6 +112,7 @@ fn lib_name(l: Lib) -> &'static str {
     match l {
         Lib::Raw => "raw",
         Lib::Libchan => "libchan",
+        Lib::LibchanSpin => "libchan-spin",
         Lib::Ipc => "ipc",
         Lib::Remoc => "remoc",
     }
@@ -119,6 +122,7 @@ fn parse_lib(s: &str) -> Option<Lib> {
     Some(match s {
         "raw" => Lib::Raw,
         "libchan" => Lib::Libchan,
+        "libchan-spin" => Lib::LibchanSpin,
         "ipc" => Lib::Ipc,
         "remoc" => Lib::Remoc,
         _ => return None,
@@ -192,7 +196,8 @@ fn measure(lib: Lib, net: Net, test: Test) -> Res<Sample> {
     let (mut child, link) = spawn(lib, net, test)?;
     let mut s = match lib {
         Lib::Raw => raw::parent(link, test)?,
-        Lib::Libchan => lc::parent(link, test)?,
+        Lib::Libchan => lc::parent(link, test, lc::builder(false))?,
+        Lib::LibchanSpin => lc::parent(link, test, lc::builder(true))?,
         Lib::Ipc => ipc_child::parent(link, test)?,
         Lib::Remoc => rm::parent(link, test)?,
     };
@@ -230,7 +235,8 @@ fn child_main(args: &[String]) -> Res<()> {
     };
     match lib {
         Lib::Raw => raw::child(link, test),
-        Lib::Libchan => lc::child(link, test),
+        Lib::Libchan => lc::child(link, test, lc::builder(false)),
+        Lib::LibchanSpin => lc::child(link, test, lc::builder(true)),
         Lib::Remoc => rm::child(link, test),
         Lib::Ipc => Ok(()),
     }
@@ -414,9 +420,21 @@ mod lc {
         })
     }
 
-    pub fn parent(link: Link, test: Test) -> Res<Sample> {
+    /// The connection builder; `spin` turns on busy polling.
+    pub fn builder(spin: bool) -> Builder {
+        if !spin {
+            return Builder::new();
+        }
+        let us = std::env::var("CHAN_BENCH_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
+        Builder::new().busy_poll(std::time::Duration::from_micros(us))
+    }
+
+    pub fn parent(link: Link, test: Test, b: Builder) -> Res<Sample> {
         rt().block_on(async move {
-            let (conn, tx, mut rx) = Builder::new().client::<Msg, Msg>(transport(link)?)?;
+            let (conn, tx, mut rx) = b.client::<Msg, Msg>(transport(link)?)?;
             let mut out = Sample::default();
             let t0 = Instant::now();
             match test {
@@ -465,9 +483,9 @@ mod lc {
         })
     }
 
-    pub fn child(link: Link, _test: Test) -> Res<()> {
+    pub fn child(link: Link, _test: Test, b: Builder) -> Res<()> {
         rt().block_on(async move {
-            let (conn, tx, mut rx) = Builder::new().server::<Msg, Msg>(transport(link)?)?;
+            let (conn, tx, mut rx) = b.server::<Msg, Msg>(transport(link)?)?;
             while let Ok(Some(m)) = rx.recv().await {
                 match m {
                     Msg::Ping(i) => {
@@ -735,8 +753,14 @@ fn main() -> Res<()> {
         }
         v
     };
-    let all = [Lib::Raw, Lib::Libchan, Lib::Ipc, Lib::Remoc];
-    let libs3 = [Lib::Libchan, Lib::Ipc, Lib::Remoc];
+    let all = [
+        Lib::Raw,
+        Lib::Libchan,
+        Lib::LibchanSpin,
+        Lib::Ipc,
+        Lib::Remoc,
+    ];
+    let libs3 = [Lib::Libchan, Lib::LibchanSpin, Lib::Ipc, Lib::Remoc];
     let both = [Net::Unix, Net::Tcp];
     type Section = (&'static str, Test, Vec<(Lib, Net)>);
     let sections: Vec<Section> = vec![
