@@ -5,8 +5,8 @@
 # it on a temporary socket with a temporary state dir, imports busybox as an
 # image, runs `docker run --rm busybox echo hi`, then removes everything it
 # made (containers, berthd, mounts, cgroups, temp dir), also on failure.
-# Networking stays off (berthd without --network-host-netns), so the
-# host's interfaces and firewall are never touched.
+# Networking is turned off (--network-host-netns none), so the host's
+# interfaces and firewall are never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "engine-demo: $*"; }
@@ -84,7 +84,7 @@ export DOCKER_HOST="unix://$WORK/berthd.sock" DOCKER_CONFIG="$WORK/docker-config
 mkdir -p "$DOCKER_CONFIG"
 echo '{}' >"$DOCKER_CONFIG/config.json"
 say "starting berthd on $DOCKER_HOST"
-"$BERTHD" --host "$DOCKER_HOST" --root "$WORK/root" --exec-root "$WORK/run" \
+"$BERTHD" --host "$DOCKER_HOST" --root "$WORK/root" --exec-root "$WORK/run" --network-host-netns none \
     >"$WORK/berthd.out" 2>"$WORK/berthd.log" &
 PID=$!
 for _ in $(seq 200); do

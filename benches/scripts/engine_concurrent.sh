@@ -101,6 +101,8 @@ if [ "$NET" = 1 ]; then
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     BARGS+=(--network-host-netns "/run/netns/$NS")
+else
+    BARGS+=(--network-host-netns none)
 fi
 "$BERTHD" "${BARGS[@]}" >"$P/berthd.out" 2>"$P/berthd.log" &
 PID=$!

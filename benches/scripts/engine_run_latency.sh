@@ -30,7 +30,7 @@ cp /bin/busybox "$P/rootfs/bin/"
 for a in sh true echo; do ln -s busybox "$P/rootfs/bin/$a"; done
 tar -C "$P/rootfs" -cf "$P/bb.tar" .
 export DOCKER_HOST="unix://$P/b.sock" DOCKER_CONFIG="$P/dcfg"
-"$BERTHD" --host "$DOCKER_HOST" --root "$P/broot" --exec-root "$P/brun" >/dev/null 2>&1 &
+"$BERTHD" --host "$DOCKER_HOST" --root "$P/broot" --exec-root "$P/brun" --network-host-netns none >/dev/null 2>&1 &
 PID=$!
 for _ in $(seq 100); do [ -S "$P/b.sock" ] && break; sleep 0.05; done
 docker import "$P/bb.tar" busybox >/dev/null

@@ -59,6 +59,7 @@ impl Env {
             .arg(d.root())
             .arg("--exec-root")
             .arg(d.dir.path().join("run"))
+            .args(["--network-host-netns", "none"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

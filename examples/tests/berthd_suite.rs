@@ -179,7 +179,7 @@ fn acceptance_list() {
     assert!(t.containers.is_empty() && t.sandboxes.is_empty(), "{t:?}");
 }
 
-/// berthd without `--network-host-netns` refuses what needs networking
+/// berthd with `--network-host-netns none` refuses what needs networking
 /// instead of ignoring it.
 #[test]
 fn without_networking_published_ports_are_refused() {

@@ -12,7 +12,8 @@
 //! that outlive berthd: when it stops (or dies) they keep running, and the
 //! next berthd with the same `--root` attaches to them again (like
 //! dockerd's `--live-restore`); `--stop-containers-on-exit` stops them
-//! instead (dockerd's default).
+//! instead (dockerd's default). Networking is on, in berthd's own network
+//! namespace, unless `--network-host-netns` names another one or `none`.
 
 use std::sync::Arc;
 
@@ -36,12 +37,14 @@ struct Args {
     /// Run state of the containers (libcontainer's state root).
     #[arg(long, default_value = "/run/berth/containers")]
     exec_root: std::path::PathBuf,
-    /// Turn networking on: libnetwork manages this network namespace as the
-    /// host (`/proc/1/ns/net` for the machine's own; a test's fake host
-    /// otherwise). Without it containers get an empty network namespace
-    /// and berthd creates no bridge or firewall rules anywhere.
-    #[arg(long)]
-    network_host_netns: Option<std::path::PathBuf>,
+    /// The network namespace libnetwork manages as the host: berthd's own
+    /// by default, as dockerd (the default `bridge` network, published
+    /// ports and firewall rules go there); a test's fake host namespace; or
+    /// `none`: no networking at all (containers get an empty network
+    /// namespace, `-p` is refused, and no bridge or firewall rule is made
+    /// anywhere).
+    #[arg(long, default_value = "/proc/self/ns/net")]
+    network_host_netns: String,
     /// Where to find Docker volume plugins (NAME.sock, NAME.spec or
     /// NAME.json), instead of /run/docker/plugins and /etc/docker/plugins.
     #[arg(long)]
@@ -97,7 +100,8 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
     if !args.volume_plugin_dir.is_empty() {
         engine.set_volume_plugin_dirs(args.volume_plugin_dir.clone());
     }
-    if let Some(ns) = &args.network_host_netns {
+    if args.network_host_netns != "none" {
+        let ns = std::path::Path::new(&args.network_host_netns);
         let net = Networking::start(&args.root.join("network"), ns)
             .await
             .context("--network-host-netns")?;

@@ -151,7 +151,7 @@ impl LocalBackend {
     fn networking(&self) -> Result<&Arc<Networking>> {
         self.inner.network.get().ok_or_else(|| {
             Error::bad_request(
-                "networking is off in this berthd (start it with --network-host-netns)",
+                "networking is off in this berthd (it was started with --network-host-netns none)",
             )
         })
     }

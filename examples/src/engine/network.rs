@@ -91,14 +91,14 @@ pub fn check_container_mode(body: &ContainerCreateBody) -> Result<()> {
     )))
 }
 
-/// Without networking (berthd started without `--network-host-netns`),
+/// Without networking (berthd started with `--network-host-netns none`),
 /// published ports cannot work: refused rather than silently ignored.
 pub fn check_offline(host: &HostConfig) -> Result<()> {
     let ports = host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
         || host.publish_all_ports == Some(true);
     if ports {
         return Err(Error::bad_request(
-            "publishing ports needs networking: start berthd with --network-host-netns PATH",
+            "publishing ports needs networking, and this berthd was started with --network-host-netns none",
         ));
     }
     Ok(())

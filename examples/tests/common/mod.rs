@@ -45,6 +45,8 @@ pub fn start() -> Option<Daemon> {
         .arg(dir.path().join("root"))
         .arg("--exec-root")
         .arg(dir.path().join("run"))
+        // Never the real host's network: tests that need one use netns.rs.
+        .args(["--network-host-netns", "none"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
