@@ -16,7 +16,8 @@
 //! within microseconds, and catching it saves the `epoll_wait` and wake-up.
 //! A wait that outlasts the spin turns spinning off until a wait is short
 //! again, so a slow or idle peer costs at most one spin; and nobody spins
-//! for the rest of a frame already begun (bulk transfers).
+//! after a big read or for the rest of a frame already begun (bulk
+//! transfers).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -35,6 +36,8 @@ use crate::wire::{self, FrameDecoder, Kind};
 /// Most reads one receive does on behalf of other channels before it
 /// leaves the rest to the reader task.
 pub(crate) const MAX_DIRECT_READS: usize = 8;
+/// Reads shorter than this mean small messages: only those busy poll.
+const SMALL_READ: usize = 16 * 1024;
 
 /// A socket's read side, shared by the reader task and direct readers.
 pub(crate) struct DirectRead {
@@ -57,6 +60,8 @@ struct ReadState {
     wait_from: Option<Instant>,
     /// How long the last wait for bytes lasted.
     last_wait: Option<Duration>,
+    /// The last read was short (small messages, not a bulk transfer).
+    last_read_small: bool,
 }
 
 /// What one read did.
@@ -86,6 +91,7 @@ impl DirectRead {
                 ended: false,
                 wait_from: None,
                 last_wait: None,
+                last_read_small: false,
             }),
         })
     }
@@ -147,7 +153,8 @@ impl ConnShared {
                 self.read_failed(st, err);
                 return Pumped::Ended;
             }
-            Some(Ok(_)) => {
+            Some(Ok(n)) => {
+                st.last_read_small = n < SMALL_READ;
                 if let Some(t) = st.wait_from.take() {
                     st.last_wait = Some(t.elapsed());
                 }
@@ -245,9 +252,12 @@ impl ConnShared {
                 return false;
             }
             let since = *st.wait_from.get_or_insert(start);
-            // The rest of a big frame is the sender's bulk write: it comes
-            // in bigger reads after a sleep than by spinning on each piece.
-            if !st.buf.is_empty() || st.last_wait.is_none_or(|w| w > d.busy_poll) {
+            // Bulk transfers (big reads, or the rest of a frame already
+            // begun) come in bigger reads after a sleep than by spinning.
+            if !st.last_read_small
+                || !st.buf.is_empty()
+                || st.last_wait.is_none_or(|w| w > d.busy_poll)
+            {
                 return false;
             }
             match self.pump(d, None, &mut st) {
