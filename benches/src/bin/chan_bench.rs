@@ -139,6 +139,23 @@ fn rt() -> tokio::runtime::Runtime {
     }
 }
 
+/// CHAN_BENCH_WORK_US: how long the raw and libchan rtt children compute
+/// before each reply (a peer that answers after some work; default 0).
+fn work_us() -> u64 {
+    std::env::var("CHAN_BENCH_WORK_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Spins for `us` microseconds (the child's simulated work).
+fn work(us: u64) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+}
+
 /// What the parent hands to the spawned child.
 enum Link {
     Unix(StdUnix),
@@ -306,8 +323,10 @@ mod raw {
         let mut b8 = [0u8; 8];
         match test {
             Test::Rtt(n) => {
+                let work_us = super::work_us();
                 for _ in 0..n {
                     s.read_exact(&mut b8)?;
+                    super::work(work_us);
                     s.write_all(&b8)?;
                 }
             }
@@ -484,12 +503,14 @@ mod lc {
     }
 
     pub fn child(link: Link, _test: Test, b: Builder) -> Res<()> {
+        let work_us = work_us();
         rt().block_on(async move {
             let (conn, tx, mut rx) = b.server::<Msg, Msg>(transport(link)?)?;
             while let Ok(Some(m)) = rx.recv().await {
                 match m {
                     Msg::Ping(i) => {
                         if matches!(_test, Test::Rtt(_)) {
+                            work(work_us);
                             tx.send(Msg::Ping(i)).await?
                         }
                     }
