@@ -423,6 +423,40 @@ pub fn labels_match(filters: &Filters, labels: Option<&HashMap<String, String>>)
     })
 }
 
+/// Do the Docker event filters (`type`, `event`, `container`, `image`,
+/// `network`, `volume`, `label`) accept `e`? `event` also matches the
+/// action's first word (`exec_start` matches `exec_start: sh`), and
+/// `container`/`network` an id prefix or a name. For backends that
+/// publish events.
+pub fn event_matches(f: &Filters, e: &crate::models::EventMessage) -> bool {
+    let typ = e.typ.map(|t| t.as_ref().to_string()).unwrap_or_default();
+    let action = e.action.as_deref().unwrap_or("");
+    let id = e.actor.as_ref().and_then(|a| a.id.as_deref()).unwrap_or("");
+    let empty = HashMap::new();
+    let attrs = e
+        .actor
+        .as_ref()
+        .and_then(|a| a.attributes.as_ref())
+        .unwrap_or(&empty);
+    let name = attrs.get("name").map(String::as_str).unwrap_or("");
+    let is = |t: &str| typ == t;
+    filter_matches(f, "type", |w| w == typ)
+        && filter_matches(f, "event", |w| {
+            action == w || action.split(':').next() == Some(w)
+        })
+        && filter_matches(f, "container", |w| {
+            is("container") && (id.starts_with(w) || name == w)
+        })
+        && filter_matches(f, "image", |w| {
+            attrs.get("image").is_some_and(|i| i == w) || (is("image") && id.contains(w))
+        })
+        && filter_matches(f, "network", |w| {
+            is("network") && (id.starts_with(w) || name == w)
+        })
+        && filter_matches(f, "volume", |w| is("volume") && id == w)
+        && labels_match(f, Some(attrs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libswarm::models::{EventActor, EventMessage, EventMessageScopeEnum, EventMessageTypeEnum};
 use libswarm::util::now_nanos;
-use libswarm::{filter_matches, labels_match, BoxStream, EventsOptions, Filters, Result};
+use libswarm::{event_matches as matches, BoxStream, EventsOptions, Result};
 use tokio::sync::broadcast;
 
 /// Events kept for `docker events --since`.
@@ -150,37 +150,10 @@ impl Events {
     }
 }
 
-/// Do Docker's event filters accept `e`? `type`, `event` (`exec_start`
-/// also matches `exec_start: sh`), `container`/`network` (id prefix or
-/// name), `image`, `volume`, `label`.
-pub fn matches(f: &Filters, e: &EventMessage) -> bool {
-    let kind = e.typ.map(|t| t.as_ref().to_string()).unwrap_or_default();
-    let action = e.action.as_deref().unwrap_or("");
-    let id = e.actor.as_ref().and_then(|a| a.id.as_deref()).unwrap_or("");
-    let none = HashMap::new();
-    let attrs = e
-        .actor
-        .as_ref()
-        .and_then(|a| a.attributes.as_ref())
-        .unwrap_or(&none);
-    let name = attrs.get("name").map(String::as_str).unwrap_or("");
-    let by_id_or_name = |k: &str, w: &str| kind == k && (id.starts_with(w) || name == w);
-    filter_matches(f, "type", |w| w == kind)
-        && filter_matches(f, "event", |w| {
-            action == w || action.split(':').next() == Some(w)
-        })
-        && filter_matches(f, "container", |w| by_id_or_name("container", w))
-        && filter_matches(f, "network", |w| by_id_or_name("network", w))
-        && filter_matches(f, "volume", |w| kind == "volume" && id == w)
-        && filter_matches(f, "image", |w| {
-            attrs.get("image").is_some_and(|i| i == w) || (kind == "image" && id.contains(w))
-        })
-        && labels_match(f, Some(attrs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libswarm::Filters;
 
     fn filters(pairs: &[(&str, &str)]) -> Filters {
         let mut f = Filters::new();

@@ -302,7 +302,7 @@ impl Backend for FakeBackend {
         let f2 = filters.clone();
         let replay = futures::stream::iter(replay)
             .filter(move |e| {
-                let ok = state::event_matches(&f2, e)
+                let ok = crate::event_matches(&f2, e)
                     && until.is_none_or(|u| e.time_nano.unwrap_or(0) <= u);
                 async move { ok }
             })
@@ -321,7 +321,7 @@ impl Backend for FakeBackend {
             }
         })
         .filter(move |e| {
-            let ok = state::event_matches(&filters, e);
+            let ok = crate::event_matches(&filters, e);
             async move { ok }
         })
         .map(Ok);

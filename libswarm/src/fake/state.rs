@@ -19,8 +19,8 @@ use crate::models::{
 };
 use crate::types::{
     filter_matches, labels_match, ContainerCreateBody, ContainerListOptions, ContainerStats,
-    CpuStats, CpuUsage, Filters, ImageListOptions, MemoryStats, NetworkListOptions, OutputChunk,
-    PidsStats, StreamKind, VolumeListOptions,
+    CpuStats, CpuUsage, ImageListOptions, MemoryStats, NetworkListOptions, OutputChunk, PidsStats,
+    StreamKind, VolumeListOptions,
 };
 use crate::util::{now_nanos, random_id, rfc3339, short_id, ZERO_TIME};
 use crate::{Error, Result};
@@ -1239,35 +1239,4 @@ pub(crate) fn event(typ: &str, action: &str, id: &str, attrs: Vec<(&str, String)
         time: Some(now / 1_000_000_000),
         time_nano: Some(now),
     }
-}
-
-/// Do the Docker event filters (`type`, `event`, `container`, `image`,
-/// `network`, `volume`, `label`) accept `e`?
-pub(crate) fn event_matches(f: &Filters, e: &EventMessage) -> bool {
-    let typ = e.typ.map(|t| t.as_ref().to_string()).unwrap_or_default();
-    let action = e.action.as_deref().unwrap_or("");
-    let id = e.actor.as_ref().and_then(|a| a.id.as_deref()).unwrap_or("");
-    let empty = HashMap::new();
-    let attrs = e
-        .actor
-        .as_ref()
-        .and_then(|a| a.attributes.as_ref())
-        .unwrap_or(&empty);
-    let name = attrs.get("name").map(String::as_str).unwrap_or("");
-    let is = |t: &str| typ == t;
-    filter_matches(f, "type", |w| w == typ)
-        && filter_matches(f, "event", |w| {
-            action == w || action.split(':').next() == Some(w)
-        })
-        && filter_matches(f, "container", |w| {
-            is("container") && (id.starts_with(w) || name == w)
-        })
-        && filter_matches(f, "image", |w| {
-            attrs.get("image").is_some_and(|i| i == w) || (is("image") && id.contains(w))
-        })
-        && filter_matches(f, "network", |w| {
-            is("network") && (id.starts_with(w) || name == w)
-        })
-        && filter_matches(f, "volume", |w| is("volume") && id == w)
-        && labels_match(f, Some(attrs))
 }
