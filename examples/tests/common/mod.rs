@@ -108,6 +108,26 @@ pub fn run_docker(host: &str, config: &Path, args: &[&str], stdin: Option<&[u8]>
     }
 }
 
+/// Whatever a berthd under `dir` left (it should leave nothing): its
+/// containers with their cgroups and state (`dir/run`), then every mount
+/// under `dir` (overlay rootfs, pinned sandbox namespaces), deepest first.
+pub fn remove_leftovers(dir: &Path) {
+    if let Ok(list) = libcontainer::Container::list(dir.join("run")) {
+        for c in list {
+            let _ = c.delete(true);
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = dir.display().to_string();
+    for m in mounts.lines().rev() {
+        if let Some(target) = m.split(' ').nth(4) {
+            if target.starts_with(&root) {
+                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
 impl Daemon {
     pub fn docker(&self, args: &[&str]) -> Out {
         self.docker_with_stdin(args, None)
@@ -140,23 +160,7 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // Whatever berthd left (it should leave nothing): containers,
-        // their cgroups and state, then overlay mounts under the root.
-        let run = self.dir.path().join("run");
-        if let Ok(list) = libcontainer::Container::list(&run) {
-            for c in list {
-                let _ = c.delete(true);
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.dir.path().display().to_string();
-        for m in mounts.lines().rev() {
-            if let Some(target) = m.split(' ').nth(4) {
-                if target.starts_with(&root) {
-                    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-                }
-            }
-        }
+        remove_leftovers(self.dir.path());
     }
 }
 

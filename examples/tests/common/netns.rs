@@ -276,21 +276,6 @@ impl NetDaemon {
 impl Drop for NetDaemon {
     fn drop(&mut self) {
         self.stop();
-        let run = self.dir.path().join("run");
-        if let Ok(list) = libcontainer::Container::list(&run) {
-            for c in list {
-                let _ = c.delete(true);
-            }
-        }
-        // Overlay rootfs and pinned sandbox namespaces berthd left.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.dir.path().display().to_string();
-        for m in mounts.lines().rev() {
-            if let Some(target) = m.split(' ').nth(4) {
-                if target.starts_with(&root) {
-                    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-                }
-            }
-        }
+        super::remove_leftovers(self.dir.path());
     }
 }
