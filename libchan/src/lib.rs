@@ -51,7 +51,7 @@ pub mod wire;
 pub mod ws;
 
 pub use chan::{channel, Message, Receiver, Sender, TrySendError, DEFAULT_CAPACITY};
-pub use conn::{Builder, Config, Connection, Role};
+pub use conn::{Builder, BusyPollStats, Config, Connection, Role};
 pub use error::{Error, Result};
 pub use fd::Fd;
 pub use stream::{pipe, ByteStream};

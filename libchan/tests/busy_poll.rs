@@ -110,3 +110,106 @@ async fn a_spinning_receiver_sees_the_peer_go_away() {
     }
     peer.join().unwrap();
 }
+
+/// A peer that answers `Ping(i)` only once `go` says so.
+fn spawn_gated_echo(
+    sock: std::os::unix::net::UnixStream,
+    go: std::sync::mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            sock.set_nonblocking(true).unwrap();
+            let sock = tokio::net::UnixStream::from_std(sock).unwrap();
+            let (_conn, tx, mut rx) = Builder::new()
+                .server::<Msg, Msg>(libchan::Transport::unix(sock))
+                .unwrap();
+            while let Ok(Some(m)) = rx.recv().await {
+                if let Msg::Slow(_) = m {
+                    if go.recv().is_err() {
+                        break;
+                    }
+                }
+                if tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        })
+    })
+}
+
+/// The spin is cooperative: while a receiver spins, the other tasks of its
+/// current-thread runtime keep running. Here the peer's answer waits for
+/// another task of the same runtime, so a receiver that held the thread
+/// for its whole spin would delay that task by the spin every time.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_receiver_lets_other_tasks_run() {
+    const LONG_SPIN: Duration = Duration::from_millis(1);
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let peer = spawn_gated_echo(b, go_rx);
+    a.set_nonblocking(true).unwrap();
+    let (conn, tx, mut rx) = Builder::new()
+        .busy_poll(LONG_SPIN)
+        .client::<Msg, Msg>(libchan::Transport::unix(
+            tokio::net::UnixStream::from_std(a).unwrap(),
+        ))
+        .unwrap();
+    let mut best = Duration::MAX;
+    for round in 0..20u64 {
+        // Quick exchanges first, so that the next wait spins.
+        for i in 0..5 {
+            tx.send(Msg::Ping(i)).await.unwrap();
+            assert_eq!(rx.recv().await.unwrap(), Some(Msg::Ping(i)));
+        }
+        tx.send(Msg::Slow(round)).await.unwrap();
+        // Spawned now, the other task can only run once `recv` waits.
+        let started = std::time::Instant::now();
+        let go = go_tx.clone();
+        let other = tokio::spawn(async move {
+            let ran = started.elapsed();
+            go.send(()).unwrap();
+            ran
+        });
+        assert_eq!(rx.recv().await.unwrap(), Some(Msg::Slow(round)));
+        best = best.min(other.await.unwrap());
+    }
+    // Held for the spin, the other task would have waited >= 1 ms in every
+    // round; yielding between tries lets it run at once (a loaded machine
+    // may preempt some rounds, hence the best of 20).
+    assert!(
+        best < LONG_SPIN / 2,
+        "the other task waited at least {best:?} for the spinning receiver ({:?})",
+        conn.busy_poll_stats()
+    );
+    drop(tx);
+    conn.close().await;
+    drop(go_tx);
+    peer.join().unwrap();
+}
+
+/// With `busy_poll(ZERO)` nobody spins; the default spins during quick
+/// exchanges.
+#[tokio::test(flavor = "current_thread")]
+async fn busy_polling_can_be_turned_off() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let peer = spawn_echo(b);
+    a.set_nonblocking(true).unwrap();
+    let (conn, tx, mut rx) = Builder::new()
+        .busy_poll(Duration::ZERO)
+        .client::<Msg, Msg>(libchan::Transport::unix(
+            tokio::net::UnixStream::from_std(a).unwrap(),
+        ))
+        .unwrap();
+    for i in 0..200 {
+        tx.send(Msg::Ping(i)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), Some(Msg::Ping(i)));
+    }
+    assert_eq!(conn.busy_poll_stats(), libchan::BusyPollStats::default());
+    drop(tx);
+    conn.close().await;
+    peer.join().unwrap();
+}

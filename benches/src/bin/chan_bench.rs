@@ -26,9 +26,12 @@ const FD_VAR: &str = "CHAN_BENCH_FD";
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Lib {
     Raw,
+    /// The raw loop over SOCK_SEQPACKET (what ipc-channel uses; rtt only).
+    RawSeqpacket,
     Libchan,
-    /// libchan with `Builder::busy_poll` (CHAN_BENCH_SPIN_US, default 50).
-    LibchanSpin,
+    /// libchan with busy polling off (`Builder::busy_poll(ZERO)`); the
+    /// `libchan` row uses the default, or CHAN_BENCH_SPIN_US if set.
+    LibchanNoSpin,
     Ipc,
     Remoc,
 }
@@ -111,8 +114,9 @@ fn cpu_time(who: i32) -> Duration {
 fn lib_name(l: Lib) -> &'static str {
     match l {
         Lib::Raw => "raw",
+        Lib::RawSeqpacket => "raw-seqpacket",
         Lib::Libchan => "libchan",
-        Lib::LibchanSpin => "libchan-spin",
+        Lib::LibchanNoSpin => "libchan-nospin",
         Lib::Ipc => "ipc",
         Lib::Remoc => "remoc",
     }
@@ -121,8 +125,9 @@ fn lib_name(l: Lib) -> &'static str {
 fn parse_lib(s: &str) -> Option<Lib> {
     Some(match s {
         "raw" => Lib::Raw,
+        "raw-seqpacket" => Lib::RawSeqpacket,
         "libchan" => Lib::Libchan,
-        "libchan-spin" => Lib::LibchanSpin,
+        "libchan-nospin" => Lib::LibchanNoSpin,
         "ipc" => Lib::Ipc,
         "remoc" => Lib::Remoc,
         _ => return None,
@@ -188,7 +193,11 @@ fn spawn(lib: Lib, net: Net, test: Test) -> Res<(ChildGuard, Link)> {
     }
     match net {
         Net::Unix => {
-            let (mine, theirs) = StdUnix::pair()?;
+            let (mine, theirs) = if lib == Lib::RawSeqpacket {
+                seqpacket_pair()?
+            } else {
+                StdUnix::pair()?
+            };
             libchan::unix::pass_to_child(&mut cmd, theirs, FD_VAR);
             let child = cmd.spawn()?;
             drop(cmd);
@@ -205,6 +214,26 @@ fn spawn(lib: Lib, net: Net, test: Test) -> Res<(ChildGuard, Link)> {
     }
 }
 
+/// A connected SOCK_SEQPACKET pair, used through std's stream type (its
+/// `read`/`write` are plain syscalls that work on any connected socket).
+fn seqpacket_pair() -> Res<(StdUnix, StdUnix)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair writes two new descriptors into `fds`.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    Ok(unsafe { (StdUnix::from_raw_fd(fds[0]), StdUnix::from_raw_fd(fds[1])) })
+}
+
 /// Runs one measurement: spawns the child, runs the parent side, waits for
 /// the child, and adds the child's CPU time.
 fn measure(lib: Lib, net: Net, test: Test) -> Res<Sample> {
@@ -212,9 +241,9 @@ fn measure(lib: Lib, net: Net, test: Test) -> Res<Sample> {
     let ch0 = cpu_time(libc::RUSAGE_CHILDREN);
     let (mut child, link) = spawn(lib, net, test)?;
     let mut s = match lib {
-        Lib::Raw => raw::parent(link, test)?,
-        Lib::Libchan => lc::parent(link, test, lc::builder(false))?,
-        Lib::LibchanSpin => lc::parent(link, test, lc::builder(true))?,
+        Lib::Raw | Lib::RawSeqpacket => raw::parent(link, test)?,
+        Lib::Libchan => lc::parent(link, test, lc::builder(true))?,
+        Lib::LibchanNoSpin => lc::parent(link, test, lc::builder(false))?,
         Lib::Ipc => ipc_child::parent(link, test)?,
         Lib::Remoc => rm::parent(link, test)?,
     };
@@ -251,9 +280,9 @@ fn child_main(args: &[String]) -> Res<()> {
         }
     };
     match lib {
-        Lib::Raw => raw::child(link, test),
-        Lib::Libchan => lc::child(link, test, lc::builder(false)),
-        Lib::LibchanSpin => lc::child(link, test, lc::builder(true)),
+        Lib::Raw | Lib::RawSeqpacket => raw::child(link, test),
+        Lib::Libchan => lc::child(link, test, lc::builder(true)),
+        Lib::LibchanNoSpin => lc::child(link, test, lc::builder(false)),
         Lib::Remoc => rm::child(link, test),
         Lib::Ipc => Ok(()),
     }
@@ -439,16 +468,19 @@ mod lc {
         })
     }
 
-    /// The connection builder; `spin` turns on busy polling.
+    /// The connection builder; `spin` false turns busy polling off, true
+    /// keeps the default or sets CHAN_BENCH_SPIN_US.
     pub fn builder(spin: bool) -> Builder {
         if !spin {
-            return Builder::new();
+            return Builder::new().busy_poll(Duration::ZERO);
         }
-        let us = std::env::var("CHAN_BENCH_SPIN_US")
+        match std::env::var("CHAN_BENCH_SPIN_US")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(50);
-        Builder::new().busy_poll(std::time::Duration::from_micros(us))
+        {
+            Some(us) => Builder::new().busy_poll(Duration::from_micros(us)),
+            None => Builder::new(),
+        }
     }
 
     pub fn parent(link: Link, test: Test, b: Builder) -> Res<Sample> {
@@ -496,10 +528,18 @@ mod lc {
                 rx.recv().await?.ok_or("eof")?;
             }
             out.wall = t0.elapsed();
+            report_spins("parent", &conn);
             drop(tx);
             conn.close().await;
             Ok(out)
         })
+    }
+
+    /// CHAN_BENCH_STATS=1: how busy polling fared, on stderr.
+    fn report_spins(who: &str, conn: &libchan::Connection) {
+        if std::env::var_os("CHAN_BENCH_STATS").is_some() {
+            eprintln!("{who}: {:?}", conn.busy_poll_stats());
+        }
     }
 
     pub fn child(link: Link, _test: Test, b: Builder) -> Res<()> {
@@ -522,6 +562,7 @@ mod lc {
                     }
                 }
             }
+            report_spins("child", &conn);
             Ok(())
         })
     }
@@ -777,15 +818,24 @@ fn main() -> Res<()> {
     let all = [
         Lib::Raw,
         Lib::Libchan,
-        Lib::LibchanSpin,
+        Lib::LibchanNoSpin,
         Lib::Ipc,
         Lib::Remoc,
     ];
-    let libs3 = [Lib::Libchan, Lib::LibchanSpin, Lib::Ipc, Lib::Remoc];
+    let libs3 = [Lib::Libchan, Lib::LibchanNoSpin, Lib::Ipc, Lib::Remoc];
     let both = [Net::Unix, Net::Tcp];
     type Section = (&'static str, Test, Vec<(Lib, Net)>);
     let sections: Vec<Section> = vec![
-        ("rtt", Test::Rtt(20_000), combos(&all, &both)),
+        (
+            "rtt",
+            Test::Rtt(20_000),
+            [
+                combos(&[Lib::Raw, Lib::RawSeqpacket], &[Net::Unix]),
+                combos(&all[1..], &[Net::Unix]),
+                combos(&all, &[Net::Tcp]),
+            ]
+            .concat(),
+        ),
         ("tput", Test::Tput(200_000), combos(&libs3, &both)),
         ("bulk64k", Test::Bulk(64 << 10, 2048), combos(&all, &both)),
         ("bulk1m", Test::Bulk(1 << 20, 256), combos(&all, &both)),

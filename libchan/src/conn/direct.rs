@@ -9,18 +9,29 @@
 //! `recvmsg` and the dispatch of the frames it completed, so frames stay in
 //! order whoever reads them.
 //!
-//! With [`Config::busy_poll`](super::Config::busy_poll) set, a receiver
-//! that finds the socket empty retries the read for that long before it
-//! sleeps, if the previous wait for bytes on this socket was that short
-//! (an active request/reply exchange): the peer's reply then often lands
-//! within microseconds, and catching it saves the `epoll_wait` and wake-up.
+//! With [`Config::busy_poll`](super::Config::busy_poll) (on by default), a
+//! receiver that finds the socket empty keeps retrying the read for that
+//! long before it sleeps, if the previous wait for bytes on this socket was
+//! that short (an active request/reply exchange): the peer's reply then
+//! often lands within microseconds, and catching it saves the sleep in
+//! `epoll_wait` and the wake-up, which dominate a round trip. The spin is
+//! cooperative: one try per poll, then the task yields to the runtime (as
+//! `tokio::task::yield_now` does), which runs every other ready task and
+//! polls its I/O driver without sleeping before it polls the receiver
+//! again; so a spinning receiver never holds up the rest of the runtime.
 //! A wait that outlasts the spin turns spinning off until a wait is short
 //! again, so a slow or idle peer costs at most one spin; and nobody spins
 //! after a big read or for the rest of a frame already begun (bulk
-//! transfers).
+//! transfers). Between tries the receiver yields the CPU; if that yield
+//! takes long, other work wants this CPU, and a spinner that keeps
+//! yielding to it waits a whole time slice each time (milliseconds) where
+//! a sleeper would be woken at once: spinning then backs off for a growing
+//! number of waits.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -38,6 +49,18 @@ use crate::wire::{self, FrameDecoder, Kind};
 pub(crate) const MAX_DIRECT_READS: usize = 8;
 /// Reads shorter than this mean small messages: only those busy poll.
 const SMALL_READ: usize = 16 * 1024;
+/// A yield of the CPU that takes longer than this ran someone else here:
+/// another process, or the peer itself. Either way spinning does not pay:
+/// a sleeper would be woken at once by a busy CPU (waking an idle CPU is
+/// the slow wake-up the spin saves), while a spinner that yields to other
+/// work may wait out a whole time slice. An empty yield takes well under a
+/// microsecond.
+const CONTENDED_YIELD: Duration = Duration::from_micros(10);
+/// Waits without spinning after the first contended yield; doubles on each
+/// further one, up to the maximum, and halves on each spin that catches
+/// bytes.
+const MIN_BACKOFF: u32 = 4;
+const MAX_BACKOFF: u32 = 1 << 16;
 
 /// A socket's read side, shared by the reader task and direct readers.
 pub(crate) struct DirectRead {
@@ -45,6 +68,23 @@ pub(crate) struct DirectRead {
     state: Mutex<ReadState>,
     /// [`Config::busy_poll`](super::Config::busy_poll); zero: never spin.
     busy_poll: Duration,
+    /// Spins that caught bytes, and spins that gave up and slept.
+    spin_hits: AtomicU64,
+    spin_misses: AtomicU64,
+    spin_contended: AtomicU64,
+}
+
+/// How busy polling has fared on a connection (see
+/// [`Connection::busy_poll_stats`](super::Connection::busy_poll_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusyPollStats {
+    /// Waits that ended while spinning: bytes came before the spin ran out.
+    pub hits: u64,
+    /// Spins that ran out and went to sleep in the runtime.
+    pub misses: u64,
+    /// Spins stopped because yielding the CPU took long (other work wants
+    /// it); each turns spinning off for a while.
+    pub contended: u64,
 }
 
 struct ReadState {
@@ -60,6 +100,13 @@ struct ReadState {
     wait_from: Option<Instant>,
     /// How long the last wait for bytes lasted.
     last_wait: Option<Duration>,
+    /// The current wait is spinning (not sleeping).
+    spinning: bool,
+    /// The current wait does not spin (backing off).
+    wait_no_spin: bool,
+    /// Waits left that do not spin, and the current back-off.
+    skip_spins: u32,
+    backoff: u32,
     /// The last read was short (small messages, not a bulk transfer).
     last_read_small: bool,
 }
@@ -83,6 +130,9 @@ impl DirectRead {
         Arc::new(DirectRead {
             afd,
             busy_poll,
+            spin_hits: AtomicU64::new(0),
+            spin_misses: AtomicU64::new(0),
+            spin_contended: AtomicU64::new(0),
             state: Mutex::new(ReadState {
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 fds: VecDeque::new(),
@@ -91,6 +141,10 @@ impl DirectRead {
                 ended: false,
                 wait_from: None,
                 last_wait: None,
+                spinning: false,
+                wait_no_spin: false,
+                skip_spins: 0,
+                backoff: 0,
                 last_read_small: false,
             }),
         })
@@ -158,6 +212,11 @@ impl ConnShared {
                 if let Some(t) = st.wait_from.take() {
                     st.last_wait = Some(t.elapsed());
                 }
+                st.wait_no_spin = false;
+                if std::mem::take(&mut st.spinning) {
+                    d.spin_hits.fetch_add(1, Ordering::Relaxed);
+                    st.backoff /= 2;
+                }
             }
         };
         loop {
@@ -215,7 +274,7 @@ impl ConnShared {
                 Poll::Ready(Err(_)) => return false,
                 // The waker is registered; during an exchange, busy poll
                 // before sleeping.
-                Poll::Pending => return self.busy_read(&d),
+                Poll::Pending => return self.busy_read(&d, cx),
             };
             let mut st = match d.state.try_lock() {
                 Ok(st) => st,
@@ -233,47 +292,91 @@ impl ConnShared {
         }
     }
 
-    /// Retries the read for up to [`DirectRead::busy_poll`] if the last
-    /// wait for bytes was that short. The waker is registered already, so
-    /// giving up just sleeps as usual; a read that succeeds leaves a stale
-    /// edge that costs one empty read later.
-    fn busy_read(self: &Arc<Self>, d: &DirectRead) -> bool {
+    /// One busy-poll try, if the last wait for bytes was no longer than
+    /// [`DirectRead::busy_poll`] and this wait has not outlasted it yet.
+    /// True if it read something. If not, and the spin goes on, the task is
+    /// polled again once the runtime has run its other ready tasks and
+    /// polled its I/O driver (without sleeping); its waker is registered
+    /// for readiness already, so giving up just sleeps as usual. A read
+    /// that succeeds here leaves a stale edge that costs one empty read
+    /// later.
+    fn busy_read(self: &Arc<Self>, d: &DirectRead, cx: &mut Context<'_>) -> bool {
         if d.busy_poll.is_zero() {
             return false;
         }
-        let start = Instant::now();
-        loop {
-            let mut st = match d.state.try_lock() {
-                Ok(st) => st,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return false,
-            };
-            if st.ended {
-                return false;
+        let mut st = match d.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if st.ended {
+            return false;
+        }
+        let since = match st.wait_from {
+            Some(t) => t,
+            None => {
+                // A new wait: backing off skips it.
+                let now = Instant::now();
+                st.wait_from = Some(now);
+                st.wait_no_spin = st.skip_spins > 0;
+                st.skip_spins = st.skip_spins.saturating_sub(1);
+                now
             }
-            let since = *st.wait_from.get_or_insert(start);
-            // Bulk transfers (big reads, or the rest of a frame already
-            // begun) come in bigger reads after a sleep than by spinning.
-            if !st.last_read_small
-                || !st.buf.is_empty()
-                || st.last_wait.is_none_or(|w| w > d.busy_poll)
-            {
-                return false;
+        };
+        // Bulk transfers (big reads, or the rest of a frame already begun)
+        // come in bigger reads after a sleep than by spinning.
+        if st.wait_no_spin
+            || !st.last_read_small
+            || !st.buf.is_empty()
+            || st.last_wait.is_none_or(|w| w > d.busy_poll)
+        {
+            return false;
+        }
+        match self.pump(d, None, &mut st) {
+            Pumped::Progress | Pumped::Ended => return true,
+            Pumped::WouldBlock => {}
+        }
+        if since.elapsed() >= d.busy_poll {
+            // Too slow a peer: this wait ends up longer than the spin,
+            // which turns spinning off until a wait is short again.
+            if std::mem::take(&mut st.spinning) {
+                d.spin_misses.fetch_add(1, Ordering::Relaxed);
             }
-            match self.pump(d, None, &mut st) {
-                Pumped::Progress | Pumped::Ended => return true,
-                Pumped::WouldBlock => {}
+            return false;
+        }
+        st.spinning = true;
+        drop(st);
+        // The CPU goes to whoever wants it first: on a small machine that
+        // is often the peer we wait for (spinning without yielding measured
+        // 10x slower on 2 vCPUs).
+        let yielded = Instant::now();
+        std::thread::yield_now();
+        if yielded.elapsed() > CONTENDED_YIELD {
+            let mut st = super::lock(&d.state);
+            if std::mem::take(&mut st.spinning) {
+                d.spin_contended.fetch_add(1, Ordering::Relaxed);
+                st.backoff = (st.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+                st.skip_spins = st.backoff;
+                st.wait_no_spin = true;
             }
-            drop(st);
-            if since.elapsed() >= d.busy_poll {
-                // Too slow a peer: this wait ends up longer than the spin,
-                // which turns spinning off until a wait is short again.
-                return false;
-            }
-            // Between tries the CPU goes to whoever wants it: on a small
-            // machine that is often the peer we wait for. (Spinning without
-            // yielding measured 10x slower on 2 vCPUs.)
-            std::thread::yield_now();
+            return false;
+        }
+        // Then the runtime's turn. Polling `yield_now` once hands the waker
+        // to the scheduler's deferred list (outside tokio it wakes at once).
+        let mut again = std::pin::pin!(tokio::task::yield_now());
+        let _ = again.as_mut().poll(cx);
+        false
+    }
+
+    /// How busy polling has fared on this connection so far.
+    pub(crate) fn busy_poll_stats(&self) -> BusyPollStats {
+        match self.direct_rx.upgrade() {
+            Some(d) => BusyPollStats {
+                hits: d.spin_hits.load(Ordering::Relaxed),
+                misses: d.spin_misses.load(Ordering::Relaxed),
+                contended: d.spin_contended.load(Ordering::Relaxed),
+            },
+            None => BusyPollStats::default(),
         }
     }
 }
