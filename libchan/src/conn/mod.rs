@@ -140,6 +140,16 @@ impl Builder {
     }
 
     /// Sets [`Config::busy_poll`] (capped at 1 ms; zero turns it off).
+    ///
+    /// ```no_run
+    /// # async fn demo(t: libchan::Transport) -> libchan::Result<()> {
+    /// // Many mostly idle peers on a shared machine: save the CPU.
+    /// let (conn, _tx, _rx) = libchan::Builder::new()
+    ///     .busy_poll(std::time::Duration::ZERO)
+    ///     .server::<String, String>(t)?;
+    /// assert_eq!(conn.busy_poll_stats().hits, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn busy_poll(mut self, spin: Duration) -> Self {
         self.cfg.busy_poll = spin.min(MAX_BUSY_POLL);
         self
