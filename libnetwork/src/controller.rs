@@ -488,6 +488,9 @@ impl Controller {
         if config.name.is_empty() {
             return Err(Error::invalid("endpoint.name", "must not be empty"));
         }
+        if let Some(mac) = config.mac {
+            mac.validate("endpoint.mac")?;
+        }
         let mut st = self.state.lock().await;
         let net = Self::find_network(&st, network)?.clone();
         if st
@@ -562,6 +565,7 @@ impl Controller {
                 sandbox_id: None,
                 ifname: None,
                 host_ifname: None,
+                mac: None,
             };
             driver.create_endpoint(&self.host, &net, &ep).await?;
             if let Err(e) = self.store.put("endpoints", &ep.id, &ep) {

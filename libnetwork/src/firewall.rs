@@ -116,8 +116,22 @@ impl PortMapping {
         Ok(())
     }
 
+    /// Whether the two mappings' host addresses can receive the same
+    /// packet: `None` (every address of both families) overlaps all,
+    /// an unspecified address (`0.0.0.0`, `::`) every address of its
+    /// family, and different families never overlap.
+    pub fn shares_host_address(&self, other: &PortMapping) -> bool {
+        match (self.host_ip, other.host_ip) {
+            (None, _) | (_, None) => true,
+            (Some(a), Some(b)) => {
+                a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified() || a == b)
+            }
+        }
+    }
+
     /// Whether two mappings claim a common host port (same protocol and
-    /// overlapping host address).
+    /// overlapping ports, whatever their host addresses: the firewall
+    /// sends one host port to one endpoint).
     pub fn conflicts(&self, other: &PortMapping) -> bool {
         let (a0, a1) = self.host_range();
         let (b0, b1) = other.host_range();
@@ -292,6 +306,7 @@ fn dnat_rules(ep: &FwEndpoint) -> Vec<String> {
 }
 
 fn elements(ep: &FwEndpoint, ranges: bool, with_verdict: bool) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     ep.ports
         .iter()
         .filter(|p| !plain(p) && p.host_port_end.is_some_and(|e| e != p.host_port) == ranges)
@@ -308,6 +323,10 @@ fn elements(ep: &FwEndpoint, ranges: bool, with_verdict: bool) -> Vec<String> {
                 key
             }
         })
+        // An IPv4 and an IPv6 mapping of one port share the element
+        // (the chain tells the families apart); deleting it twice in
+        // one batch would fail the batch.
+        .filter(|e| seen.insert(e.clone()))
         .collect()
 }
 
@@ -583,6 +602,31 @@ mod tests {
     }
 
     #[test]
+    fn one_port_on_both_families_is_one_element_and_two_rules() {
+        let ep = FwEndpoint {
+            id: "d".into(),
+            addrs: vec!["172.18.0.4".parse().unwrap(), "fd00::4".parse().unwrap()],
+            ports: vec![
+                PortMapping {
+                    host_ip: Some("::".parse().unwrap()),
+                    ..PortMapping::new(Proto::Tcp, 8081, 80)
+                },
+                PortMapping {
+                    host_ip: Some("0.0.0.0".parse().unwrap()),
+                    ..PortMapping::new(Proto::Tcp, 8081, 81)
+                },
+            ],
+        };
+        let add = endpoint_add_batch("berth", &ep);
+        assert!(add.contains("add element inet berth ports { tcp . 8081 : goto ep-d }\n"));
+        assert!(add.contains("meta nfproto ipv6 tcp dport 8081 dnat ip6 to [fd00::4]:80"));
+        assert!(add.contains("meta nfproto ipv4 tcp dport 8081 dnat ip to 172.18.0.4:81"));
+        assert!(!add.contains("dnat ip to 172.18.0.4:80"), "{add}");
+        assert!(endpoint_del_batch("berth", &ep)
+            .starts_with("delete element inet berth ports { tcp . 8081 }\n"));
+    }
+
+    #[test]
     fn plain_ports_are_map_elements_only() {
         let ep = FwEndpoint {
             id: "p".into(),
@@ -661,6 +705,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ports[1]"));
+        let v4 = PortMapping {
+            host_ip: Some("0.0.0.0".parse().unwrap()),
+            ..a.clone()
+        };
+        let v6 = PortMapping {
+            host_ip: Some("::".parse().unwrap()),
+            ..a.clone()
+        };
+        let v6_one = PortMapping {
+            host_ip: Some("fd00::1".parse().unwrap()),
+            ..a.clone()
+        };
+        assert!(!v4.shares_host_address(&v6), "families never overlap");
+        assert!(v6.shares_host_address(&v6_one) && a.shares_host_address(&v6));
+        assert!(!v6_one.shares_host_address(&PortMapping {
+            host_ip: Some("fd00::2".parse().unwrap()),
+            ..a.clone()
+        }));
         assert_eq!("sctp".parse::<Proto>().unwrap(), Proto::Sctp);
         assert!("icmp".parse::<Proto>().is_err());
     }

@@ -19,6 +19,7 @@ pub mod drivers;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
+pub mod mac;
 pub mod model;
 pub mod netns;
 pub mod nl;
@@ -30,6 +31,7 @@ pub use driver::{Driver, HostContext, SandboxHandle};
 pub use error::{Error, Result};
 pub use firewall::{PortMapping, Proto};
 pub use ipam::{Ipam, LocalIpam, Pool, PoolRequest};
+pub use mac::MacAddress;
 pub use model::{
     EndpointConfig, EndpointInfo, IpamPoolConfig, NetworkConfig, NetworkInfo, SandboxConfig,
     SandboxInfo, Scope, SubnetInfo,

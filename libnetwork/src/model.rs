@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::firewall::PortMapping;
+use crate::mac::MacAddress;
 
 /// Where a driver's networks live: on this host only, or across hosts (an
 /// overlay driver reports `Global` and the controller then expects its
@@ -232,8 +233,9 @@ pub struct EndpointConfig {
     pub ipv6: Option<Ipv6Addr>,
     /// Published ports.
     pub ports: Vec<PortMapping>,
-    /// A MAC address for the sandbox's interface.
-    pub mac: Option<[u8; 6]>,
+    /// A MAC address for the sandbox's interface; `None` picks a random
+    /// one (drivers that share their parent's address refuse one).
+    pub mac: Option<MacAddress>,
     /// The interface name inside the sandbox; `None` picks eth0, eth1 …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ifname: Option<String>,
@@ -287,9 +289,16 @@ impl EndpointConfigBuilder {
         self.cfg.ports.push(port);
         self
     }
-    /// Use this MAC address.
-    pub fn mac(mut self, mac: [u8; 6]) -> Self {
-        self.cfg.mac = Some(mac);
+    /// Use this MAC address (checked when the endpoint is created).
+    ///
+    /// ```
+    /// use libnetwork::{EndpointConfig, MacAddress};
+    /// let mac: MacAddress = "02:42:ac:11:00:99".parse().unwrap();
+    /// let ep = EndpointConfig::builder("web1").mac(mac).build();
+    /// assert_eq!(ep.mac.unwrap().to_string(), "02:42:ac:11:00:99");
+    /// ```
+    pub fn mac(mut self, mac: impl Into<MacAddress>) -> Self {
+        self.cfg.mac = Some(mac.into());
         self
     }
     /// Name the interface inside the sandbox.
@@ -323,6 +332,9 @@ pub struct EndpointInfo {
     /// The host-side interface (veth) name, for drivers that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ifname: Option<String>,
+    /// The MAC address the sandbox's interface was given at join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddress>,
 }
 
 impl EndpointInfo {

@@ -279,7 +279,11 @@ impl Driver for RemoteDriver {
         let body = json!({
             "NetworkID": net.id,
             "EndpointID": ep.id,
-            "Interface": { "Address": v4, "AddressIPv6": v6, "MacAddress": "" },
+            "Interface": {
+                "Address": v4,
+                "AddressIPv6": v6,
+                "MacAddress": ep.config.mac.map(|m| m.to_string()).unwrap_or_default(),
+            },
             "Options": { "com.berth.endpoint.name": ep.config.name, "com.berth.ports": ep.config.ports },
         });
         self.client
@@ -631,6 +635,13 @@ impl Server {
                         );
                     }
                 }
+                let mac = match s(&iface, "MacAddress") {
+                    m if m.is_empty() => None,
+                    m => Some(
+                        m.parse::<crate::MacAddress>()
+                            .map_err(|e| bad("Interface.MacAddress", e))?,
+                    ),
+                };
                 let opts = v.get("Options").cloned().unwrap_or(Value::Null);
                 let ports = opts
                     .get("com.berth.ports")
@@ -650,12 +661,14 @@ impl Server {
                     config: EndpointConfig {
                         name,
                         ports,
+                        mac,
                         ..Default::default()
                     },
                     addresses,
                     sandbox_id: None,
                     ifname: None,
                     host_ifname: None,
+                    mac: None,
                 };
                 if ep.id.len() < 12 {
                     return Err(bad("EndpointID", "must have at least 12 characters"));

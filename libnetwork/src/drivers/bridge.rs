@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::firewall::{
     endpoint_add_batch, endpoint_del_batch, rebuild_batch, FwEndpoint, FwNetwork, PortMapping,
 };
+use crate::mac::MacAddress;
 use crate::model::{EndpointInfo, NetworkInfo};
 use crate::nl;
 
@@ -155,6 +156,34 @@ impl BridgeDriver {
         Ok(index)
     }
 
+    /// A host address must be of a family the endpoint has (NAT does not
+    /// translate between families) and not IPv6 loopback, which the
+    /// kernel never routes out of `lo` (IPv4 has `route_localnet`).
+    fn check_host_ip(ep: &EndpointInfo, p: &PortMapping, i: usize) -> Result<()> {
+        let Some(h) = p.host_ip else {
+            return Ok(());
+        };
+        let field = format!("ports[{i}].host_ip");
+        if !ep
+            .addresses
+            .iter()
+            .any(|a| a.addr().is_ipv4() == h.is_ipv4())
+        {
+            let fam = if h.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err(Error::invalid(
+                field,
+                format!("cannot map from {h} to an endpoint without an {fam} address"),
+            ));
+        }
+        if h.is_ipv6() && h.is_loopback() {
+            return Err(Error::invalid(
+                field,
+                "IPv6 loopback cannot be forwarded to a container (no userland proxy)",
+            ));
+        }
+        Ok(())
+    }
+
     fn gateway_prefixes(net: &NetworkInfo) -> Vec<(IpAddr, u8)> {
         net.subnets
             .iter()
@@ -220,11 +249,13 @@ impl Driver for BridgeDriver {
     ) -> Result<()> {
         for (i, p) in ep.config.ports.iter().enumerate() {
             p.validate(&format!("ports[{i}]"))?;
+            Self::check_host_ip(ep, p, i)?;
         }
         let mut st = self.lock();
         for (i, p) in ep.config.ports.iter().enumerate() {
             for (j, q) in ep.config.ports.iter().enumerate().skip(i + 1) {
-                if p.conflicts(q) {
+                // One endpoint may take a port on 0.0.0.0 and on [::].
+                if p.conflicts(q) && p.shares_host_address(q) {
                     return Err(Error::invalid(
                         format!("ports[{j}]"),
                         format!("overlaps ports[{i}]"),
@@ -299,9 +330,12 @@ impl Driver for BridgeDriver {
         if let Some(mtu) = bn.mtu {
             peer = peer.mtu(mtu);
         }
-        if let Some(mac) = ep.config.mac {
-            peer = peer.address(mac.to_vec());
-        }
+        // The address is set at birth, in the sandbox (netavark style).
+        let mac = match ep.config.mac {
+            Some(m) => m,
+            None => MacAddress::random()?,
+        };
+        peer = peer.address(mac.octets().to_vec());
         let mut msg = LinkVeth::new(&veth, &ifname)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .controller(bridge_index)
@@ -321,6 +355,7 @@ impl Driver for BridgeDriver {
                 )
             })?;
         ep.host_ifname = Some(veth.clone());
+        ep.mac = Some(mac);
 
         let fw = Self::fw_endpoint(ep);
         let result = async {

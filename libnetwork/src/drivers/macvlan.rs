@@ -155,10 +155,12 @@ impl Shared {
                 if let Some(mtu) = net.config.mtu {
                     b = b.mtu(mtu);
                 }
-                if let Some(mac) = ep.config.mac {
-                    b = b.address(mac.to_vec());
-                }
-                b.build()
+                let mac = match ep.config.mac {
+                    Some(m) => m,
+                    None => crate::MacAddress::random()?,
+                };
+                ep.mac = Some(mac);
+                b.address(mac.octets().to_vec()).build()
             }
             Kind::Ipvlan => {
                 let (mode, flag) = ipvlan_mode(net)?;
@@ -257,6 +259,21 @@ macro_rules! sub_interface_driver {
             }
             async fn delete_network(&self, host: &HostContext, net: &NetworkInfo) -> Result<()> {
                 self.shared.delete_network(host, net).await
+            }
+            async fn create_endpoint(
+                &self,
+                _host: &HostContext,
+                _net: &NetworkInfo,
+                ep: &EndpointInfo,
+            ) -> Result<()> {
+                // An ipvlan interface has its parent's address.
+                if $kind == Kind::Ipvlan && ep.config.mac.is_some() {
+                    return Err(Error::invalid(
+                        "endpoint.mac",
+                        "ipvlan interfaces do not support custom mac address assignment",
+                    ));
+                }
+                Ok(())
             }
             async fn join(
                 &self,
