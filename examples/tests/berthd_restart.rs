@@ -363,6 +363,23 @@ fn run_t_gives_a_pty_that_survives_a_berthd_restart() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     // A pty: one stream, with the terminal's CRLF.
     assert_eq!(out.stdout, "on a tty\r\n");
+    // Of the container's own devpts: `tty` names it, stdin resolves there.
+    let out = env.d().docker(&[
+        "run",
+        "-t",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; ls -l /proc/self/fd/0",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("/dev/pts/0\r\n")
+            && out.stdout.contains("/proc/self/fd/0 -> /dev/pts/0\r\n"),
+        "{:?}",
+        out.stdout
+    );
 
     env.d().ok(&[
         "run",

@@ -1,6 +1,7 @@
 //! Root tests of `berth-runtime` pause/state/delete of a paused container,
 //! and `exec` into a running one.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -298,7 +299,9 @@ fn console_socket_receives_the_terminal_master() {
         .args([
             "sh",
             "-c",
-            "test -t 0 && test -t 1 && echo tty-ok; stty size; echo hello-console; sleep 100",
+            "test -t 0 && test -t 1 && echo tty-ok; stty size; tty; ls -l /proc/self/fd/0; \
+             stat -c 'console %t:%T' /dev/console; stat -L -c 'stdin %t:%T' /proc/self/fd/0; \
+             echo hello-console; sleep 100",
         ])
         .write()
         .unwrap();
@@ -336,7 +339,14 @@ fn console_socket_receives_the_terminal_master() {
         &id,
     ]);
     let (mut master, name) = receiver.join().unwrap();
-    assert!(name.starts_with("/dev/pts/"), "{name}");
+    // The container's own devpts (newinstance): its first pty, and not
+    // a pty of the host's devpts.
+    assert_eq!(name, "/dev/pts/0");
+    assert_ne!(
+        dev_of(&master),
+        std::fs::metadata("/dev/pts/ptmx").unwrap().dev(),
+        "the pty must not come from the host's devpts"
+    );
     env.ok(&["start", &id]);
     let mut seen = String::new();
     let t = Instant::now();
@@ -346,9 +356,23 @@ fn console_socket_receives_the_terminal_master() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(
-        seen.contains("tty-ok\r\n33 101\r\nhello-console"),
+        seen.contains("tty-ok\r\n33 101\r\n/dev/pts/0\r\n"),
         "{seen:?}"
     );
+    assert!(
+        seen.contains("/proc/self/fd/0 -> /dev/pts/0\r\n"),
+        "{seen:?}"
+    );
+    // /dev/console is a bind of the slave (devpts major 136, 0x88).
+    assert!(
+        seen.contains("console 88:0\r\nstdin 88:0\r\nhello-console"),
+        "{seen:?}"
+    );
+}
+
+/// The device of the filesystem `f` lives on.
+fn dev_of(f: &std::fs::File) -> u64 {
+    f.metadata().unwrap().dev()
 }
 
 #[test]
@@ -383,13 +407,34 @@ fn exec_tty_sends_the_master_and_applies_the_container_capabilities() {
         &id,
         "sh",
         "-c",
-        "test -t 0 && echo exec-tty-ok; exit 3",
+        "test -t 0 && echo exec-tty-ok; tty; ls -l /proc/self/fd/1; exit 3",
     ]);
-    let (mut master, _) = receiver.join().unwrap();
-    assert_eq!(o.status.code(), Some(3));
+    let (mut master, name) = receiver.join().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The exec's pty is one of the container's devpts too.
+    assert_eq!(name, "/dev/pts/0");
+    assert_ne!(
+        dev_of(&master),
+        std::fs::metadata("/dev/pts/ptmx").unwrap().dev()
+    );
+    let mut seen = String::new();
     let mut buf = [0u8; 256];
-    let n = std::io::Read::read(&mut master, &mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("exec-tty-ok"));
+    while let Ok(n) = std::io::Read::read(&mut master, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.contains("exec-tty-ok\r\n/dev/pts/0\r\n")
+            && seen.contains("/proc/self/fd/1 -> /dev/pts/0\r\n"),
+        "{seen:?}"
+    );
 }
 
 #[test]

@@ -131,6 +131,8 @@ pub struct ContainerBuilder {
     init_ext: Vec<Box<dyn InitExtension + Send + Sync>>,
     /// A console (or the caller's terminal) was provided for process.terminal.
     terminal: bool,
+    /// Where the pty master goes (the init opens the pty).
+    console: Option<crate::console::Console>,
 }
 
 impl std::fmt::Debug for ContainerBuilder {
@@ -155,15 +157,16 @@ impl ContainerBuilder {
             create_ext: Vec::new(),
             init_ext: Vec::new(),
             terminal: false,
+            console: None,
         }
     }
 
-    /// Give a `process.terminal` container this pty (its master goes to the
-    /// console socket). The init sets its terminal up before the security
-    /// extensions run.
+    /// Give a `process.terminal` container a pty of its own devpts: the
+    /// init opens it after pivot_root, binds it onto /dev/console, makes it
+    /// its stdio and controlling terminal, and sends the master to
+    /// `console`'s socket before `create` returns.
     pub fn console(mut self, console: crate::console::Console) -> Self {
-        self.create_ext.push(Box::new(console.clone()));
-        self.init_ext.insert(0, Box::new(console));
+        self.console = Some(console);
         self.terminal = true;
         self
     }
@@ -292,6 +295,10 @@ impl ContainerBuilder {
             create_container: &create_container,
             start_container: &start_container,
             init_ext: &self.init_ext,
+            console: self
+                .console
+                .as_ref()
+                .map(crate::console::Console::for_child),
         };
         create_inner(&mut guard, &mut st, &dir, &setup)?;
         st.oci.status = Status::Created;
@@ -322,6 +329,7 @@ struct Setup<'a> {
     create_container: &'a [Hook],
     start_container: &'a [Hook],
     init_ext: &'a [Box<dyn InitExtension + Send + Sync>],
+    console: Option<crate::console::ChildConsole>,
 }
 
 /// Undo a failed create: kill and reap the init, let extensions remove
@@ -422,6 +430,7 @@ fn create_inner(
                 create_container: s.create_container,
                 start_container: s.start_container,
                 extensions: s.init_ext,
+                console: s.console,
             })
         }
         Forked::Parent(pid) => pid,

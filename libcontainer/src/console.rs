@@ -1,21 +1,23 @@
-//! `process.terminal`: a pseudo-terminal for the init, its master sent
-//! over a unix socket with SCM_RIGHTS like runc's `--console-socket` (one
-//! message: the slave's name as data, the master as the only fd).
+//! `process.terminal`: a pseudo-terminal of the container's own devpts,
+//! its master sent over a unix socket with SCM_RIGHTS like runc's
+//! `--console-socket` (one message: the slave's name inside the container
+//! as data, the master as the only fd).
 //!
-//! The pty is opened by the runtime before clone; the init makes the slave
-//! its controlling terminal and stdio before the user change; the runtime
-//! sends the master after clone and closes its copies.
+//! As in runc and crun, the init opens `/dev/ptmx` after pivot_root, so
+//! the pty belongs to the container's devpts instance (`newinstance`):
+//! `tty` inside prints `/dev/pts/N` and `/proc/self/fd/0` resolves there.
+//! The init binds the slave onto `/dev/console`, makes it its controlling
+//! terminal and stdio, and sends the master itself; the runtime only
+//! connects the socket before clone. An exec opens `/dev/ptmx` after
+//! entering the container's root, the same way, without `/dev/console`.
 
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ffi::CStr;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use oci_spec::runtime::Spec;
-
-use crate::builder::CreateExtension;
-use crate::init::InitExtension;
+use crate::syscall::check;
 
 /// Why the console could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -26,165 +28,298 @@ pub enum ConsoleError {
         /// The socket.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: io::Error,
     },
-    /// Opening the pseudo-terminal failed.
-    #[error("open a pseudo-terminal: {0}")]
-    Pty(nix::Error),
+    /// A step of the terminal setup in the container failed.
+    #[error("process.terminal: {what}: {source}")]
+    Setup {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
 }
 
-/// A pty whose master goes to a console socket. Register it with
-/// [`ContainerBuilder::console`](crate::ContainerBuilder::console).
+fn setup_err(what: &'static str) -> impl FnOnce(io::Error) -> ConsoleError {
+    move |source| ConsoleError::Setup { what, source }
+}
+
+/// Where a `process.terminal` container's pty master goes. Register it with
+/// [`ContainerBuilder::console`](crate::ContainerBuilder::console) or
+/// [`ExecBuilder::console`](crate::exec::ExecBuilder::console); the master
+/// arrives on the socket's other end during `create` (or `spawn`).
 ///
 /// ```no_run
 /// use libcontainer::{console::Console, ContainerBuilder};
-/// let console = Console::to_socket("/run/my-engine/console.sock")?;
+/// let console = Console::to_socket("/run/my-engine/console.sock")?.size(24, 80);
 /// let c = ContainerBuilder::new("tty", "/srv/bundle").console(console).create()?;
 /// # let _ = c; Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
-pub struct Console {
-    inner: Arc<Inner>,
-}
-
 #[derive(Debug)]
-struct Inner {
-    /// Raw numbers, read by the init (no locks after clone).
-    master_fd: RawFd,
-    slave_fd: RawFd,
-    slave_name: String,
-    socket_path: PathBuf,
-    /// The runtime's copies: sent and closed after clone.
-    held: Mutex<Option<(OwnedFd, OwnedFd, UnixStream)>>,
+pub struct Console {
+    socket: UnixStream,
+    size: Option<(u16, u16)>,
 }
 
 impl Console {
-    /// Connect to the console socket at `path` and open a pty.
+    /// Connect to the console socket at `path` (runc's `--console-socket`).
     pub fn to_socket(path: impl AsRef<Path>) -> Result<Self, ConsoleError> {
-        let path = path.as_ref().to_path_buf();
-        let sock = UnixStream::connect(&path).map_err(|source| ConsoleError::Connect {
-            path: path.clone(),
+        let path = path.as_ref();
+        let socket = UnixStream::connect(path).map_err(|source| ConsoleError::Connect {
+            path: path.to_path_buf(),
             source,
         })?;
-        let pty = nix::pty::openpty(None, None).map_err(ConsoleError::Pty)?;
-        for fd in [&pty.master, &pty.slave] {
-            // CLOEXEC: neither survives the init's execve on its own number.
-            nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )
-            .map_err(ConsoleError::Pty)?;
-        }
-        let slave_name = nix::unistd::ttyname(&pty.slave)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "/dev/pts/?".into());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                master_fd: pty.master.as_raw_fd(),
-                slave_fd: pty.slave.as_raw_fd(),
-                slave_name,
-                socket_path: path,
-                held: Mutex::new(Some((pty.master, pty.slave, sock))),
-            }),
-        })
+        Ok(Self::from_stream(socket))
     }
 
-    /// Set the terminal's size (`process.consoleSize`) before the init runs.
-    pub fn set_size(&self, height: u16, width: u16) -> Result<(), ConsoleError> {
+    /// Send the master over an already connected stream (for example one
+    /// end of [`UnixStream::pair`], the caller keeping the other).
+    pub fn from_stream(socket: UnixStream) -> Self {
+        Self { socket, size: None }
+    }
+
+    /// The terminal's first size (`process.consoleSize`), set before the
+    /// process runs.
+    pub fn size(mut self, height: u16, width: u16) -> Self {
+        self.size = Some((height, width));
+        self
+    }
+
+    /// Plain data for the child: it reads no locks after clone.
+    pub(crate) fn for_child(&self) -> ChildConsole {
+        ChildConsole {
+            socket: self.socket.as_raw_fd(),
+            size: self.size,
+        }
+    }
+}
+
+/// What the init or an exec child needs: the console socket's number (the
+/// runtime keeps it open until the child has sent the master) and the size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildConsole {
+    socket: RawFd,
+    size: Option<(u16, u16)>,
+}
+
+/// A pty: the master, a slave fd and the slave's name in its devpts.
+#[derive(Debug)]
+pub(crate) struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+    pub name: String,
+}
+
+fn own(fd: libc::c_int) -> io::Result<OwnedFd> {
+    check(fd)?;
+    // SAFETY: a new fd returned by the kernel that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open a pty through `ptmx`; the slave comes from TIOCGPTPEER, so no path
+/// lookup can hand us another file.
+pub(crate) fn open_pty(ptmx: &CStr, size: Option<(u16, u16)>) -> Result<Pty, ConsoleError> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: a valid C string path; the result is checked.
+    let master = own(unsafe { libc::open(ptmx.as_ptr(), flags) }).map_err(setup_err(
+        "open /dev/ptmx in the container (needs devpts on /dev/pts and /dev/ptmx -> pts/ptmx)",
+    ))?;
+    let m = master.as_raw_fd();
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int from a valid pointer.
+    check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }).map_err(setup_err("unlockpt"))?;
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int to a valid pointer.
+    check(unsafe { libc::ioctl(m, libc::TIOCGPTN, &mut n) }).map_err(setup_err("ptsname"))?;
+    // SAFETY: TIOCGPTPEER on our open master returns a new fd.
+    let slave = own(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, flags) })
+        .map_err(setup_err("open the pty's slave"))?;
+    if let Some((height, width)) = size {
         let ws = libc::winsize {
             ws_row: height,
             ws_col: width,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: TIOCSWINSZ with a valid winsize on our open slave fd.
-        if unsafe { libc::ioctl(self.inner.slave_fd, libc::TIOCSWINSZ, &ws) } < 0 {
-            return Err(ConsoleError::Pty(nix::Error::last()));
-        }
-        Ok(())
+        // SAFETY: TIOCSWINSZ reads a valid winsize.
+        check(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) })
+            .map_err(setup_err("process.consoleSize"))?;
     }
+    Ok(Pty {
+        master,
+        slave,
+        name: format!("/dev/pts/{n}"),
+    })
+}
 
-    /// The slave's path on the host (`/dev/pts/N`).
-    pub fn slave_name(&self) -> &str {
-        &self.inner.slave_name
+/// In the init after pivot_root (or an exec child after entering the
+/// container's root): open the container's pty, hand the slave to the
+/// process (`uid`/`gid` own it, like a login's terminal), bind it onto
+/// `/dev/console` when asked, make it our controlling terminal and stdio,
+/// and send the master. Our copy of the master closes on return.
+pub(crate) fn attach(
+    c: &ChildConsole,
+    uid: u32,
+    gid: u32,
+    bind_dev_console: bool,
+) -> Result<(), ConsoleError> {
+    let pty = open_pty(c"/dev/ptmx", c.size)?;
+    if uid != 0 || gid != 0 {
+        // Best effort, like runc's fixStdioPermissions: an id that is not
+        // mapped in a user namespace leaves the terminal root's.
+        // SAFETY: fchown on an open fd.
+        unsafe { libc::fchown(pty.slave.as_raw_fd(), uid, gid) };
     }
+    if bind_dev_console {
+        mount_dev_console(&pty)?;
+    }
+    make_controlling_stdio(&pty.slave)?;
+    send_master(c.socket, &pty)
+}
 
-    fn send_master(&self) -> Result<(), String> {
-        let held = self
-            .inner
-            .held
-            .lock()
-            .map_err(|_| "console: lock poisoned".to_string())?
-            .take();
-        let Some((master, slave, sock)) = held else {
-            return Ok(());
-        };
-        let fds = [master.as_raw_fd()];
-        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-        let iov = [IoSlice::new(self.inner.slave_name.as_bytes())];
-        nix::sys::socket::sendmsg::<()>(
-            sock.as_raw_fd(),
-            &iov,
-            &cmsg,
-            nix::sys::socket::MsgFlags::empty(),
-            None,
+/// Bind the slave onto /dev/console (created empty when missing), as runc
+/// does; we are inside the container's own mount namespace.
+fn mount_dev_console(pty: &Pty) -> Result<(), ConsoleError> {
+    let target = c"/dev/console";
+    // SAFETY: a valid C string path; an existing entry is left alone.
+    let made = unsafe {
+        libc::open(
+            target.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+            0,
         )
-        .map_err(|e| {
-            format!(
-                "console socket {:?}: send the terminal: {e}",
-                self.inner.socket_path
-            )
-        })?;
-        drop((master, slave, sock));
-        Ok(())
+    };
+    match own(made) {
+        Ok(fd) => drop(fd),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(e) => return Err(setup_err("create /dev/console")(e)),
     }
+    // The magic link names exactly our slave; without /proc, its name.
+    let by_fd = std::ffi::CString::new(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
+        .unwrap_or_default();
+    let by_name = std::ffi::CString::new(pty.name.as_str()).unwrap_or_default();
+    let bind = |source: &CStr| {
+        // SAFETY: valid C strings; a plain bind mount.
+        check(unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        })
+    };
+    match bind(&by_fd) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => bind(&by_name),
+        r => r,
+    }
+    .map(drop)
+    .map_err(setup_err("bind the pty onto /dev/console"))
 }
 
-impl CreateExtension for Console {
-    fn before_clone(
-        &mut self,
-        _spec: &Spec,
-        _id: &str,
-    ) -> Result<Option<std::os::fd::OwnedFd>, String> {
-        Ok(None)
+/// A new session with `slave` as its controlling terminal and stdio.
+fn make_controlling_stdio(slave: &OwnedFd) -> Result<(), ConsoleError> {
+    let s = slave.as_raw_fd();
+    // SAFETY: plain session and tty calls on an open fd.
+    check(unsafe { libc::setsid() }).map_err(setup_err("setsid"))?;
+    // SAFETY: as above.
+    check(unsafe { libc::ioctl(s, libc::TIOCSCTTY, 0) })
+        .map_err(setup_err("make the pty the controlling terminal"))?;
+    for target in 0..=2 {
+        // SAFETY: dup2 between open fds.
+        check(unsafe { libc::dup2(s, target) }).map_err(setup_err("dup2 the pty onto stdio"))?;
     }
-
-    fn after_clone(&mut self, _pid: i32) -> Result<(), String> {
-        self.send_master()
-    }
-
-    fn cleanup(&mut self) {
-        if let Ok(mut h) = self.inner.held.lock() {
-            h.take();
-        }
-    }
+    Ok(())
 }
 
-impl InitExtension for Console {
-    fn before_user_change(&self) -> Result<(), String> {
-        let (m, s) = (self.inner.master_fd, self.inner.slave_fd);
-        let err = |what: &str| {
-            format!(
-                "process.terminal: {what}: {}",
-                std::io::Error::last_os_error()
-            )
+/// runc's console-socket message: the slave's name as data, the master as
+/// the only fd.
+fn send_master(socket: RawFd, pty: &Pty) -> Result<(), ConsoleError> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [pty.master.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(pty.name.as_bytes())];
+    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+        .map(drop)
+        .map_err(|e| setup_err("send the master to the console socket")(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn recv(sock: &UnixStream) -> (std::fs::File, String) {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let mut name = [0u8; 64];
+        let mut iov = [io::IoSliceMut::new(&mut name)];
+        let mut space = nix::cmsg_space!(RawFd);
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .unwrap();
+        let Some(ControlMessageOwned::ScmRights(fds)) = msg.cmsgs().unwrap().next() else {
+            panic!("no fd");
         };
-        // SAFETY: closing our copy of the master; plain session and tty
-        // calls on the slave fd inherited from the runtime.
-        unsafe {
-            libc::close(m);
-            if libc::setsid() < 0 {
-                return Err(err("setsid"));
-            }
-            if libc::ioctl(s, libc::TIOCSCTTY, 0) < 0 {
-                return Err(err("make the pty the controlling terminal"));
-            }
-            for target in 0..=2 {
-                if libc::dup2(s, target) < 0 {
-                    return Err(err("dup2 the pty onto stdio"));
-                }
-            }
-        }
-        Ok(())
+        let n = msg.bytes;
+        // SAFETY: the received fd is ours.
+        let f = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+        (f, String::from_utf8_lossy(&name[..n]).into_owned())
+    }
+
+    #[test]
+    fn pty_has_its_size_and_the_master_sent_reads_the_slave() {
+        let pty = open_pty(c"/dev/ptmx", Some((33, 101))).unwrap();
+        assert!(pty.name.starts_with("/dev/pts/"), "{}", pty.name);
+        // SAFETY: an all-zero winsize is valid.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ writes a winsize to a valid pointer.
+        assert_eq!(
+            unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) },
+            0
+        );
+        assert_eq!((ws.ws_row, ws.ws_col), (33, 101));
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let console = Console::from_stream(theirs).size(1, 2);
+        assert_eq!(console.for_child().size, Some((1, 2)));
+        send_master(console.for_child().socket, &pty).unwrap();
+        let (mut master, name) = recv(&ours);
+        assert_eq!(name, pty.name);
+        let mut slave = std::fs::File::from(pty.slave);
+        drop(pty.master);
+        slave.write_all(b"ping\n").unwrap();
+        let mut buf = [0u8; 16];
+        let n = master.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping\r\n", "the terminal's ONLCR");
+    }
+
+    #[test]
+    fn a_missing_ptmx_names_the_field_and_devpts() {
+        let err = open_pty(c"/nonexistent/ptmx", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("process.terminal: open /dev/ptmx") && err.contains("devpts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_closed_console_socket_is_a_clear_error() {
+        let pty = open_pty(c"/dev/ptmx", None).unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        drop(ours);
+        let err = send_master(theirs.as_raw_fd(), &pty)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("console socket"), "{err}");
+        let err = Console::to_socket("/nonexistent/console.sock")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/console.sock"), "{err}");
     }
 }

@@ -17,6 +17,7 @@ use crate::builder::CreateExtension;
 use crate::cgroups::TasksFile;
 use crate::channel::{self, Channel, Message};
 use crate::clone::{clone_process, Forked};
+use crate::console::{self, ChildConsole, Console};
 use crate::container::Container;
 use crate::init::{self, InitError, InitExtension};
 use crate::plan::ProcessPlan;
@@ -123,6 +124,7 @@ pub struct ExecBuilder {
     process: Process,
     create_ext: Vec<Box<dyn CreateExtension>>,
     init_ext: Vec<Box<dyn InitExtension + Send + Sync>>,
+    console: Option<Console>,
 }
 
 impl std::fmt::Debug for ExecBuilder {
@@ -140,7 +142,16 @@ impl ExecBuilder {
             process,
             create_ext: Vec::new(),
             init_ext: Vec::new(),
+            console: None,
         }
+    }
+
+    /// Give the process a pty of the container's devpts (opened inside
+    /// the container after entering its root); the master goes to
+    /// `console`'s socket before `spawn` returns.
+    pub fn console(mut self, console: Console) -> Self {
+        self.console = Some(console);
+        self
     }
 
     /// Runtime-side work (e.g. the seccomp agent connection).
@@ -213,6 +224,7 @@ impl ExecBuilder {
             chan: &child_chan,
             cgroup_tasks: &cgroup_tasks,
             extensions: &self.init_ext,
+            console: self.console.as_ref().map(Console::for_child),
         };
         // Our children are born in the container's pid namespace from now
         // on; put it back right after the clone.
@@ -279,6 +291,7 @@ struct ChildPlan<'a> {
     chan: &'a Channel,
     cgroup_tasks: &'a [TasksFile],
     extensions: &'a [Box<dyn InitExtension + Send + Sync>],
+    console: Option<ChildConsole>,
 }
 
 fn run_child(c: ChildPlan<'_>) -> ! {
@@ -319,6 +332,10 @@ fn child_setup(c: &ChildPlan<'_>) -> Result<std::convert::Infallible, InitError>
     // SAFETY: a valid C string.
     sys("chroot", unsafe { libc::chroot(c".".as_ptr()) })?;
     let p = c.plan;
+    if let Some(con) = &c.console {
+        // Inside the container's root: its /dev/ptmx, its devpts.
+        console::attach(con, p.uid, p.gid, false)?;
+    }
     for r in &p.rlimits {
         let lim = libc::rlimit {
             rlim_cur: r.soft,

@@ -13,6 +13,7 @@ use oci_spec::runtime::Hook;
 
 use crate::cgroups::{place_self, TasksFile};
 use crate::channel::{Channel, ChannelError, Message};
+use crate::console::{self, ChildConsole, ConsoleError};
 use crate::hooks::{self, HookError};
 use crate::namespaces::NamespacePlan;
 use crate::plan::{InitPlan, ProcessPlan};
@@ -33,6 +34,9 @@ pub enum InitError {
     /// Building the rootfs failed.
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    /// The terminal could not be set up.
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
     /// A createContainer/startContainer hook failed.
     #[error(transparent)]
     Hook(#[from] HookError),
@@ -97,6 +101,8 @@ pub(crate) struct InitContext<'a> {
     pub create_container: &'a [Hook],
     pub start_container: &'a [Hook],
     pub extensions: &'a [Box<dyn InitExtension + Send + Sync>],
+    /// process.terminal: open the container's pty, send its master.
+    pub console: Option<ChildConsole>,
 }
 
 /// Run the init; never returns.
@@ -227,6 +233,16 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
         rootfs::pivot(&s, plan)?;
     } else {
         sys("chdir /", s.chdir(c"/"))?;
+    }
+    if let Some(con) = &ctx.console {
+        // After pivot_root: /dev/ptmx is the container's devpts. Before
+        // root.readonly, which could forbid creating /dev/console. Only a
+        // mount namespace of our own gets the /dev/console bind.
+        let (uid, gid) = (plan.process.uid, plan.process.gid);
+        console::attach(con, uid, gid, plan.setup_rootfs)?;
+    }
+    if plan.setup_rootfs {
+        rootfs::finalize(&s, plan)?;
     }
     if let Some(h) = &plan.hostname {
         sys("hostname", s.sethostname(h))?;

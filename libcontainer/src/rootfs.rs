@@ -518,8 +518,7 @@ fn readonly<S: Syscall>(s: &S, root: BorrowedFd<'_>, p: &CStr) -> Result<(), Roo
 }
 
 /// Make the rootfs `/`: pivot_root, or MS_MOVE + chroot where pivot_root
-/// is refused (a rootfs on the initramfs). Then root.readonly and
-/// linux.rootfsPropagation.
+/// is refused (a rootfs on the initramfs). [`finalize`] comes after.
 pub fn pivot<S: Syscall>(s: &S, plan: &InitPlan) -> Result<(), RootfsError> {
     let rootfs = plan.rootfs.as_c_str();
     sys("chdir", rootfs, s.chdir(rootfs))?;
@@ -552,7 +551,12 @@ pub fn pivot<S: Syscall>(s: &S, plan: &InitPlan) -> Result<(), RootfsError> {
             })
         }
     }
-    sys("chdir", c"/", s.chdir(c"/"))?;
+    sys("chdir", c"/", s.chdir(c"/"))
+}
+
+/// After [`pivot`] and the console: root.readonly and
+/// linux.rootfsPropagation.
+pub fn finalize<S: Syscall>(s: &S, plan: &InitPlan) -> Result<(), RootfsError> {
     if plan.readonly_root {
         remount_bind(s, c"/", libc::MS_RDONLY, c"/")?;
     }
@@ -655,6 +659,7 @@ mod tests {
         let plan = plan(spec, dir.path());
         let rec = Recorder::default();
         pivot(&rec, &plan).unwrap();
+        finalize(&rec, &plan).unwrap();
         let calls = rec.calls.borrow();
         assert_eq!(calls[1], "pivot_root \".\" \".\"");
         assert_eq!(

@@ -215,24 +215,21 @@ fn start(a: &ShimArgs) -> anyhow::Result<Started> {
     })
 }
 
-/// `-t`: libcontainer opens the pty and sends its master over a console
-/// socket (runc's protocol); the shim is both ends of that socket.
+/// `-t`: the container's init opens a pty of its own devpts and sends the
+/// master over a console socket (runc's protocol); the shim holds the
+/// other end of that socket pair.
 fn start_on_pty(
     a: &ShimArgs,
     log: std::fs::File,
     listener: std::os::unix::net::UnixListener,
     devnull: &std::fs::File,
 ) -> anyhow::Result<Started> {
-    let path = a.socket.with_extension("console");
-    let _ = std::fs::remove_file(&path);
-    let console_listener = std::os::unix::net::UnixListener::bind(&path)?;
-    let console = Console::to_socket(&path);
-    let _ = std::fs::remove_file(&path);
-    let console = console?;
+    // The init sends the master of the container's own pty to one end.
+    let (console_conn, theirs) = UnixStream::pair()?;
+    let mut console = Console::from_stream(theirs);
     if let Some((h, w)) = a.console_size {
-        console.set_size(h, w)?;
+        console = console.size(h, w);
     }
-    let (console_conn, _) = console_listener.accept()?;
     nix::unistd::dup2_stdin(devnull)?;
     nix::unistd::dup2_stdout(devnull)?;
     nix::unistd::dup2_stderr(devnull)?;

@@ -73,12 +73,12 @@ pub fn builder(
     if terminal {
         match console_socket {
             Some(sock) => {
-                let console = Console::to_socket(sock)?;
+                let mut console = Console::to_socket(sock)?;
                 if let Some((h, w)) = console_size {
-                    console.set_size(
+                    console = console.size(
                         u16::try_from(h).unwrap_or(u16::MAX),
                         u16::try_from(w).unwrap_or(u16::MAX),
-                    )?;
+                    );
                 }
                 b = b.console(console)
             }

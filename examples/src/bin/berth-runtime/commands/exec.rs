@@ -131,10 +131,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let set = (!a.detach).then(super::run::block_signals);
     let mut b = ExecBuilder::new(p);
     if let Some(console) = console {
-        // First: the terminal is set up before the security steps.
-        b = b
-            .create_extension(Box::new(console.clone()))
-            .init_extension(Box::new(console));
+        b = b.console(console);
     }
     let child = b
         .create_extension(security.create_extension())
