@@ -19,18 +19,18 @@ use libswarm::{
     filter_matches, AttachOptions, AttachSession, Backend, BoxStream, ByteStream,
     ContainerCreateBody, ContainerListOptions, ContainerRemoveOptions, ContainerStats, Error,
     EventsOptions, ExecStartOptions, Filters, ImageImportOptions, ImageListOptions,
-    ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk, Result, StreamKind,
-    VolumeListOptions, WaitCondition, WaitHandle,
+    ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk, Result, VolumeListOptions,
+    WaitCondition, WaitHandle,
 };
 use tokio::sync::{broadcast, watch};
 
 use super::events::{Events, Kind};
 use super::exec::{self, ExecRecord, Execs};
 use super::network::{self, Mode, NetSpec, Networking};
-use super::record::{Lifecycle, Live, Record, Status};
+use super::record::{Lifecycle, Record, Status};
 use super::spec::{self, SpecInput};
 use super::volume::{self, Volumes};
-use super::{stats, top};
+use super::{logs, monitor, stats, top};
 use crate::images::{ImageError, ImageStore, ImportOptions, OverlayMount, Removed};
 
 mod lifecycle;
@@ -491,7 +491,6 @@ impl Backend for LocalBackend {
             created: now_nanos(),
             started: 0,
             finished: 0,
-            logs: Vec::new(),
             log_bytes: 0,
             restart_count: 0,
             manually_stopped: false,
@@ -718,33 +717,30 @@ impl Backend for LocalBackend {
         let map = self.lock();
         let id = self.resolve(&map, id)?;
         let r = &map[&id];
-        let want = move |s: StreamKind| match s {
-            StreamKind::Stderr => options.stderr,
-            _ => options.stdout,
+        let sel = logs::Selection::of(&options);
+        // The file up to `log_bytes`, then live output from there on: no
+        // gap, no overlap (both taken under the lock).
+        let span = logs::Span {
+            end: r.log_bytes,
+            tail: options.tail,
+            selection: sel,
         };
-        let in_time = move |t: i64| {
-            options.since.is_none_or(|s| t / 1_000_000_000 >= s)
-                && options.until.is_none_or(|u| t / 1_000_000_000 < u)
-        };
-        let mut lines: Vec<_> = r
-            .logs
-            .iter()
-            .filter(|l| want(l.stream) && in_time(l.time))
-            .collect();
-        if let Some(n) = options.tail {
-            let skip = lines.len().saturating_sub(n);
-            lines.drain(..skip);
-        }
-        let ts = options.timestamps;
-        let replay: Vec<Result<OutputChunk>> = lines.iter().map(|l| Ok(l.chunk(ts))).collect();
-        let replay = futures::stream::iter(replay);
         let alive = matches!(r.status, Status::Running | Status::Starting);
-        if options.follow && alive {
-            let live = live_stream(r.live.subscribe(), want, ts);
-            Ok(replay.chain(live).boxed())
-        } else {
-            Ok(replay.boxed())
-        }
+        let until_ahead = sel.until.is_none_or(|u| u > now_nanos());
+        let live = (options.follow && alive && until_ahead).then(|| r.live.subscribe());
+        let span = match live {
+            Some(_) => span,
+            // Not following: everything logged so far.
+            None => logs::Span {
+                end: logs::complete_len(&monitor::log_file(&r.dir)).max(r.log_bytes),
+                ..span
+            },
+        };
+        let file = logs::stream(monitor::log_file(&r.dir), span);
+        Ok(match live {
+            Some(rx) => file.chain(logs::live(rx, sel)).boxed(),
+            None => file,
+        })
     }
 
     async fn container_attach(&self, id: &str, options: AttachOptions) -> Result<AttachSession> {
@@ -758,27 +754,22 @@ impl Backend for LocalBackend {
         };
         let r = &map[&id];
         let tty = r.tty();
-        let want = move |s: StreamKind| match s {
-            StreamKind::Stderr => options.stderr,
-            _ => options.stdout,
-        };
-        let replay: Vec<Result<OutputChunk>> = if options.logs {
-            r.logs
-                .iter()
-                .filter(|l| want(l.stream))
-                .map(|l| Ok(l.chunk(false)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let replay = futures::stream::iter(replay);
+        let sel = logs::Selection::streams(options.stdout, options.stderr);
         let alive = r.status != Status::Exited;
-        let output = if options.stream && alive {
-            replay
-                .chain(live_stream(r.live.subscribe(), want, false))
-                .boxed()
+        let live = (options.stream && alive).then(|| r.live.subscribe());
+        let replay = if options.logs {
+            let span = logs::Span {
+                end: r.log_bytes,
+                tail: None,
+                selection: sel,
+            };
+            logs::stream(monitor::log_file(&r.dir), span)
         } else {
-            replay.boxed()
+            futures::stream::empty().boxed()
+        };
+        let output = match live {
+            Some(rx) => replay.chain(logs::live(rx, sel)).boxed(),
+            None => replay,
         };
         Ok(AttachSession { stdin, output, tty })
     }
@@ -1102,26 +1093,6 @@ pub(super) fn unix_seconds(t: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// Live output from `rx` until the run ends.
-fn live_stream(
-    rx: broadcast::Receiver<Live>,
-    want: impl Fn(StreamKind) -> bool + Send + 'static,
-    timestamps: bool,
-) -> BoxStream<Result<OutputChunk>> {
-    futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(Live::Chunk(l)) => return Some((l, rx)),
-                Ok(Live::End) | Err(broadcast::error::RecvError::Closed) => return None,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            }
-        }
-    })
-    .filter(move |l| futures::future::ready(want(l.stream)))
-    .map(move |l| Ok(l.chunk(timestamps)))
-    .boxed()
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@
 //!   options (Docker's default capabilities, masked paths, resources)
 //! - [`shim`]: the per-container monitor (berthd re-executed)
 //! - [`monitor`]: the libchan protocol between berthd and a shim
+//! - [`logs`]: `docker logs` streamed from the json-file log on disk
 //! - [`network`]: containers on libnetwork networks (opt-in)
 //! - [`LocalBackend`]: the `Backend`, served by `libswarm::dockerserver`
 
 mod backend;
 pub mod events;
 pub mod exec;
+pub mod logs;
 pub mod monitor;
 pub mod network;
 mod record;

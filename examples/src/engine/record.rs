@@ -1,4 +1,4 @@
-//! One container as the daemon keeps it: config, status, logs, and the
+//! One container as the daemon keeps it: config, status, and the
 //! channels that attach, logs -f and wait listen on; and its persistent
 //! part (`record.json` in the container directory), which berthd reloads
 //! when it starts again.
@@ -117,23 +117,19 @@ pub fn json_line(l: &LogLine) -> String {
     serde_json::to_string(&line).unwrap_or_default()
 }
 
-/// Parses json-file log lines (as the shim wrote them); bad lines are
-/// skipped.
-pub fn parse_log(data: &[u8]) -> Vec<LogLine> {
-    data.split(|b| *b == b'\n')
-        .filter_map(|line| {
-            let j: JsonLine = serde_json::from_slice(line).ok()?;
-            Some(LogLine {
-                stream: if j.stream == "stderr" {
-                    StreamKind::Stderr
-                } else {
-                    StreamKind::Stdout
-                },
-                time: rfc3339_nanos(&j.time)?,
-                data: Bytes::from(j.log.into_owned()),
-            })
-        })
-        .collect()
+/// Parses one json-file log line (as the shim wrote it); `None` when it
+/// is not one.
+pub fn parse_line(line: &[u8]) -> Option<LogLine> {
+    let j: JsonLine = serde_json::from_slice(line).ok()?;
+    Some(LogLine {
+        stream: if j.stream == "stderr" {
+            StreamKind::Stderr
+        } else {
+            StreamKind::Stdout
+        },
+        time: rfc3339_nanos(&j.time)?,
+        data: Bytes::from(j.log.into_owned()),
+    })
 }
 
 /// UNIX nanoseconds of an RFC 3339 UTC time with optional fraction.
@@ -192,9 +188,8 @@ pub struct Record {
     pub started: i64,
     /// When it last stopped.
     pub finished: i64,
-    /// Log so far (the shim writes the file; this is its parsed copy).
-    pub logs: Vec<LogLine>,
-    /// How much of the log file `logs` holds.
+    /// How much of the log file live listeners have had: `docker logs`
+    /// reads the file up to here, then follows `live`.
     pub log_bytes: u64,
     /// Restarts by the restart policy so far.
     pub restart_count: u64,
@@ -291,7 +286,6 @@ impl Stored {
             created: self.created,
             started: self.started,
             finished: self.finished,
-            logs: Vec::new(),
             log_bytes: 0,
             restart_count: self.restart_count,
             manually_stopped: self.manually_stopped,
@@ -312,35 +306,35 @@ impl Stored {
 }
 
 impl Record {
-    /// Appends output read at `end` bytes of the log file: memory and live
-    /// listeners (the shim wrote the file).
+    /// Sends output the shim logged up to `end` bytes of the log file to
+    /// live listeners (the file has it: nothing is kept here).
     pub fn push_output(&mut self, lines: Vec<LogLine>, end: u64) {
         for l in lines {
-            let _ = self.live.send(Live::Chunk(l.clone()));
-            self.logs.push(l);
+            let _ = self.live.send(Live::Chunk(l));
         }
         self.log_bytes = self.log_bytes.max(end);
     }
 
-    /// Reads the log file from what `logs` holds up to `end` (output the
-    /// shim logged while nobody listened) into `logs` and live listeners.
+    /// Sends the log file from `log_bytes` up to `end` (output the shim
+    /// logged while nobody listened) to live listeners, if there are any.
     pub fn catch_up_log(&mut self, end: u64) {
-        use std::io::{Read, Seek, SeekFrom};
         if end <= self.log_bytes {
             return;
         }
-        let Ok(mut f) = std::fs::File::open(super::monitor::log_file(&self.dir)) else {
-            return;
-        };
-        let mut data = Vec::new();
-        let read = f
-            .seek(SeekFrom::Start(self.log_bytes))
-            .and_then(|_| f.take(end - self.log_bytes).read_to_end(&mut data));
-        if read.is_ok() {
-            // Attached clients wait for this output too (a short run can
-            // end before berthd subscribes to the shim).
-            self.push_output(parse_log(&data), end);
+        // Attached clients wait for this output too (a short run can end
+        // before berthd subscribes to the shim).
+        if self.live.receiver_count() > 0 {
+            let path = super::monitor::log_file(&self.dir);
+            match super::logs::Entries::open(&path, self.log_bytes, end) {
+                Ok(entries) => {
+                    for l in entries.map_while(|e| e.ok()) {
+                        let _ = self.live.send(Live::Chunk(l));
+                    }
+                }
+                Err(e) => tracing::warn!(id = %self.id, error = %e, "reading the container log"),
+            }
         }
+        self.log_bytes = end;
     }
 
     /// The persistent part.
@@ -492,7 +486,10 @@ mod tests {
     fn log_file_lines_parse_back() {
         let lines = split_lines_at(StreamKind::Stderr, b"x\ny\n", 1_795_351_017_123_456_789);
         let file: String = lines.iter().map(|l| json_line(l) + "\n").collect();
-        let back = parse_log(format!("{file}garbage\n").as_bytes());
+        let back: Vec<LogLine> = format!("{file}garbage\n")
+            .lines()
+            .filter_map(|l| parse_line(l.as_bytes()))
+            .collect();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].stream, StreamKind::Stderr);
         assert_eq!(&back[1].data[..], b"y\n");

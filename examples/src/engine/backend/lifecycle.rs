@@ -375,6 +375,8 @@ impl LocalBackend {
             // between starting the shim and saving; attach all the same.
             let was_running = stored.running || socket.exists();
             let mut rec = stored.clone().into_record(dir.clone());
+            // `docker logs` reads the file up to here; live output follows.
+            rec.log_bytes = crate::engine::logs::complete_len(&monitor::log_file(&dir));
             if !was_running {
                 if let Ok(m) = std::fs::metadata(monitor::log_file(&dir)) {
                     rec.catch_up_log(m.len());

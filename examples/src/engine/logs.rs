@@ -1,0 +1,417 @@
+//! `docker logs` read from the container's json-file log on disk (the
+//! shim writes it), streamed in bounded blocks: berthd never holds a whole
+//! log in memory, whatever its size. `--tail N` seeks back from the end
+//! block by block instead of reading the file from its start.
+//!
+//! Docker's json-file driver is the model: `--tail` counts the file's
+//! lines (of both streams), then `--since`/`--until` select by time (the
+//! first line after `--until` ends the read), then the stream selection
+//! applies.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use libswarm::{BoxStream, LogsOptions, OutputChunk, StreamKind};
+
+use super::record::{parse_line, Live, LogLine};
+
+/// How far back `tail_start` reads at a time.
+const BLOCK: u64 = 64 * 1024;
+/// Consecutive lines of one stream are sent as one chunk up to this size.
+const CHUNK: usize = 64 * 1024;
+/// Chunks in flight between the file reader and the client.
+const IN_FLIGHT: usize = 16;
+
+/// Errors reading a container log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The log file could not be read.
+    #[error("reading the container log {path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Which entries `docker logs` (or an attach with `logs`) wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Only entries at or after this time (UNIX nanoseconds).
+    pub since: Option<i64>,
+    /// Stop at the first entry after this time (UNIX nanoseconds).
+    pub until: Option<i64>,
+    /// Prefix entries with their RFC 3339 time.
+    pub timestamps: bool,
+}
+
+impl Selection {
+    /// The selection of `docker logs` options (times in seconds).
+    pub fn of(o: &LogsOptions) -> Selection {
+        Selection {
+            stdout: o.stdout,
+            stderr: o.stderr,
+            since: o.since.map(|s| s.saturating_mul(1_000_000_000)),
+            until: o.until.map(|u| u.saturating_mul(1_000_000_000)),
+            timestamps: o.timestamps,
+        }
+    }
+
+    /// Every entry of the chosen streams, without timestamps.
+    pub fn streams(stdout: bool, stderr: bool) -> Selection {
+        Selection {
+            stdout,
+            stderr,
+            since: None,
+            until: None,
+            timestamps: false,
+        }
+    }
+
+    /// Is an entry of `stream` wanted?
+    pub fn wants(&self, stream: StreamKind) -> bool {
+        match stream {
+            StreamKind::Stderr => self.stderr,
+            _ => self.stdout,
+        }
+    }
+
+    /// Is `time` before `--since` (skip it)?
+    pub fn too_early(&self, time: i64) -> bool {
+        self.since.is_some_and(|s| time < s)
+    }
+
+    /// Is `time` after `--until` (stop there)?
+    pub fn too_late(&self, time: i64) -> bool {
+        self.until.is_some_and(|u| time > u)
+    }
+}
+
+/// The offset where the last `n` lines of the first `end` bytes begin,
+/// reading back from `end` in blocks (the log's end is a line end: the
+/// shim writes whole lines).
+pub fn tail_start<R: Read + Seek>(r: &mut R, end: u64, n: usize) -> std::io::Result<u64> {
+    if n == 0 {
+        return Ok(end);
+    }
+    let mut buf = vec![0u8; BLOCK as usize];
+    let mut pos = end;
+    // The newline ending the last line does not start a line.
+    let mut newlines = 0usize;
+    let mut skip_last = true;
+    while pos > 0 {
+        let len = BLOCK.min(pos);
+        pos -= len;
+        r.seek(SeekFrom::Start(pos))?;
+        let block = &mut buf[..len as usize];
+        r.read_exact(block)?;
+        for (i, b) in block.iter().enumerate().rev() {
+            if *b != b'\n' {
+                skip_last = false;
+                continue;
+            }
+            if std::mem::take(&mut skip_last) {
+                continue;
+            }
+            newlines += 1;
+            if newlines == n {
+                return Ok(pos + i as u64 + 1);
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// The length of the complete lines of the log (a line being written is
+/// left out); 0 when there is no log.
+pub fn complete_len(path: &Path) -> u64 {
+    let Ok(mut f) = File::open(path) else {
+        return 0;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 || last_byte(&mut f, len) == Some(b'\n') {
+        return len;
+    }
+    // The start of the last, partial line is the end of the complete ones.
+    tail_start(&mut f, len, 1).unwrap_or(0)
+}
+
+fn last_byte(f: &mut File, len: u64) -> Option<u8> {
+    let mut b = [0u8];
+    f.seek(SeekFrom::Start(len.checked_sub(1)?)).ok()?;
+    f.read_exact(&mut b).ok()?;
+    Some(b[0])
+}
+
+/// The entries in `[start, end)` of a log, in order; a last line without
+/// its newline and lines that do not parse are skipped.
+pub struct Entries {
+    reader: BufReader<std::io::Take<File>>,
+    line: Vec<u8>,
+}
+
+impl Entries {
+    /// Opens `path` at `start`.
+    pub fn open(path: &Path, start: u64, end: u64) -> std::io::Result<Entries> {
+        let mut f = File::open(path)?;
+        f.seek(SeekFrom::Start(start))?;
+        Ok(Entries {
+            reader: BufReader::with_capacity(BLOCK as usize, f.take(end.saturating_sub(start))),
+            line: Vec::new(),
+        })
+    }
+}
+
+impl Iterator for Entries {
+    type Item = std::io::Result<LogLine>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.line.clear();
+            match self.reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => return None,
+                Ok(_) if self.line.last() != Some(&b'\n') => return None,
+                Ok(_) => {
+                    if let Some(l) = parse_line(&self.line) {
+                        return Some(Ok(l));
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// What to read of a log file.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// Read up to here (the part live output has not covered).
+    pub end: u64,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+    /// Which entries.
+    pub selection: Selection,
+}
+
+/// Streams the selected entries of the log at `path` (its first
+/// `read.end` bytes), read in blocks on a blocking thread: at most a few
+/// chunks are in memory, and a client that goes away stops the read.
+pub fn stream(path: PathBuf, read: Span) -> BoxStream<libswarm::Result<OutputChunk>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        if let Err(source) = send_entries(&path, read, &tx) {
+            let e = LogError::Io { path, source };
+            tracing::warn!(error = %e, "docker logs");
+            let _ = tx.blocking_send(Err(libswarm::Error::internal(e.to_string())));
+        }
+    });
+    tokio_stream_of(rx)
+}
+
+/// Live output from `rx` until the run ends (or an entry after
+/// `--until`); a listener that lags behind the bounded buffer skips what
+/// it missed.
+pub fn live(
+    rx: tokio::sync::broadcast::Receiver<Live>,
+    sel: Selection,
+) -> BoxStream<libswarm::Result<OutputChunk>> {
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(Live::Chunk(l)) if sel.too_late(l.time) => return None,
+                Ok(Live::Chunk(l)) if sel.too_early(l.time) || !sel.wants(l.stream) => continue,
+                Ok(Live::Chunk(l)) => return Some((Ok(l.chunk(sel.timestamps)), rx)),
+                Ok(Live::End) | Err(RecvError::Closed) => return None,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "a live log listener fell behind");
+                    continue;
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+fn tokio_stream_of<T: Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> BoxStream<T> {
+    futures::stream::unfold(rx, |mut rx| async move { Some((rx.recv().await?, rx)) }).boxed()
+}
+
+type ChunkTx = tokio::sync::mpsc::Sender<libswarm::Result<OutputChunk>>;
+
+/// Reads and sends; `Ok` also when the client went away.
+fn send_entries(path: &Path, read: Span, tx: &ChunkTx) -> std::io::Result<()> {
+    let sel = read.selection;
+    let start = match read.tail {
+        Some(n) => match File::open(path) {
+            Ok(mut f) => tail_start(&mut f, read.end, n)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        },
+        None => 0,
+    };
+    let entries = match Entries::open(path, start, read.end) {
+        Ok(e) => e,
+        // Never started: no log yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut batch = Batch::default();
+    for entry in entries {
+        let l = entry?;
+        if sel.too_late(l.time) {
+            break;
+        }
+        if sel.too_early(l.time) || !sel.wants(l.stream) {
+            continue;
+        }
+        if let Some(full) = batch.add(&l, sel.timestamps) {
+            if tx.blocking_send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if let Some(last) = batch.take() {
+        let _ = tx.blocking_send(Ok(last));
+    }
+    Ok(())
+}
+
+/// Consecutive lines of one stream, joined (fewer, larger frames).
+#[derive(Default)]
+struct Batch {
+    stream: Option<StreamKind>,
+    data: BytesMut,
+}
+
+impl Batch {
+    /// Adds a line; returns the previous batch when it is full or of the
+    /// other stream.
+    fn add(&mut self, l: &LogLine, timestamps: bool) -> Option<OutputChunk> {
+        let flush = self.stream.is_some_and(|s| s != l.stream) || self.data.len() >= CHUNK;
+        let out = if flush { self.take() } else { None };
+        self.stream = Some(l.stream);
+        self.data.extend_from_slice(&l.chunk(timestamps).data);
+        out
+    }
+
+    fn take(&mut self) -> Option<OutputChunk> {
+        let stream = self.stream.take()?;
+        let data: Bytes = std::mem::take(&mut self.data).freeze();
+        Some(OutputChunk { stream, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::{json_line, split_lines_at};
+    use std::io::Write;
+
+    fn write_log(lines: &[(StreamKind, &str, i64)]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        for (stream, text, time) in lines {
+            for l in split_lines_at(*stream, text.as_bytes(), *time) {
+                writeln!(f, "{}", json_line(&l)).unwrap();
+            }
+        }
+        f.flush().unwrap();
+        f
+    }
+
+    fn read_all(path: &Path, end: u64, tail: Option<usize>, sel: Selection) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let read = Span {
+            end,
+            tail,
+            selection: sel,
+        };
+        rt.block_on(async {
+            let mut s = stream(path.to_path_buf(), read);
+            let mut out = Vec::new();
+            while let Some(c) = s.next().await {
+                out.extend_from_slice(&c.unwrap().data);
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn tail_start_counts_lines_back_across_blocks() {
+        let mut data = Vec::new();
+        for i in 0..50_000 {
+            data.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let len = data.len() as u64;
+        let mut c = std::io::Cursor::new(&data);
+        let at = tail_start(&mut c, len, 3).unwrap() as usize;
+        assert_eq!(&data[at..], b"line 49997\nline 49998\nline 49999\n");
+        assert_eq!(tail_start(&mut c, len, 0).unwrap(), len);
+        assert_eq!(tail_start(&mut c, len, 1_000_000).unwrap(), 0);
+        let at = tail_start(&mut c, len, 20_000).unwrap() as usize;
+        assert!(data[at..].starts_with(b"line 30000\n"));
+        assert_eq!(tail_start(&mut c, 0, 5).unwrap(), 0);
+    }
+
+    #[test]
+    fn reads_select_by_tail_time_and_stream_like_json_file() {
+        let s = 1_000_000_000;
+        let f = write_log(&[
+            (StreamKind::Stdout, "a\n", 10 * s),
+            (StreamKind::Stderr, "b\n", 11 * s),
+            (StreamKind::Stdout, "c\nd\n", 12 * s),
+            (StreamKind::Stdout, "e\n", 13 * s),
+        ]);
+        let end = complete_len(f.path());
+        let all = Selection::streams(true, true);
+        assert_eq!(read_all(f.path(), end, None, all), b"a\nb\nc\nd\ne\n");
+        assert_eq!(read_all(f.path(), end, Some(2), all), b"d\ne\n");
+        // Tail counts both streams' lines before the stream selection.
+        let err = Selection::streams(false, true);
+        assert_eq!(read_all(f.path(), end, Some(4), err), b"b\n");
+        assert_eq!(read_all(f.path(), end, Some(3), err), b"");
+        let window = Selection {
+            since: Some(11 * s),
+            until: Some(12 * s),
+            ..all
+        };
+        assert_eq!(read_all(f.path(), end, None, window), b"b\nc\nd\n");
+        let ts = Selection {
+            timestamps: true,
+            ..all
+        };
+        let out = String::from_utf8(read_all(f.path(), end, Some(1), ts)).unwrap();
+        assert_eq!(out, "1970-01-01T00:00:13.000000000Z e\n");
+        // Only the part before `end` is read.
+        let first = tail_start(&mut File::open(f.path()).unwrap(), end, 4).unwrap();
+        assert_eq!(read_all(f.path(), first, None, all), b"a\n");
+    }
+
+    #[test]
+    fn a_partial_last_line_and_a_missing_log_read_as_nothing() {
+        let f = write_log(&[(StreamKind::Stdout, "a\n", 1)]);
+        let whole = complete_len(f.path());
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(f.path())
+            .unwrap();
+        file.write_all(br#"{"log":"half"#).unwrap();
+        assert_eq!(complete_len(f.path()), whole);
+        let len = file.metadata().unwrap().len();
+        let all = Selection::streams(true, true);
+        assert_eq!(read_all(f.path(), len, None, all), b"a\n");
+        let missing = Path::new("/nonexistent/container.log");
+        assert_eq!(complete_len(missing), 0);
+        assert_eq!(read_all(missing, 10, Some(3), all), b"");
+    }
+}

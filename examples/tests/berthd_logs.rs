@@ -1,0 +1,256 @@
+//! `docker logs` read from the json-file log on disk, through the real
+//! docker CLI: a log of tens of MB leaves berthd's memory (VmHWM) well
+//! below the log's size, `--tail` reads back from the end, `--since`,
+//! `--until`, `-t` and `-f` select like Docker's json-file driver, stdout
+//! and stderr stay apart, logs outlive the run and a berthd restart, and
+//! `run`/`attach` still stream live output. Also the exec and image tag
+//! events.
+//!
+//! Each test starts its own berthd through the shared harness, whose guard
+//! removes the daemon, containers, mounts and state, also on failure.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A status field of berthd's process in kB (`VmRSS`, `VmHWM`).
+fn memory_kb(d: &Daemon, field: &str) -> u64 {
+    let pid = d.child.as_ref().expect("berthd runs").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+fn log_path(d: &Daemon, name: &str) -> String {
+    d.ok(&["inspect", "-f", "{{.LogPath}}", name])
+        .trim()
+        .to_string()
+}
+
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops berthd with SIGTERM (its containers have exited) and starts it
+/// again on the same socket, root and exec root.
+fn restart_daemon(d: &mut Daemon) {
+    let mut child = d.child.take().expect("berthd runs");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "berthd did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--host")
+        .arg(&d.host)
+        .arg("--root")
+        .arg(d.root())
+        .arg("--exec-root")
+        .arg(d.dir.path().join("run"))
+        .args(["--network-host-netns", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    d.child = Some(child);
+    assert!(line.starts_with("listening on"), "berthd said {line:?}");
+}
+
+#[test]
+fn a_large_log_stays_on_disk_and_tail_reads_from_the_end() {
+    let Some(mut d) = start() else { return };
+    const LINES: u32 = 500_000;
+    let rss_before = memory_kb(&d, "VmRSS");
+    let seq = format!("seq 1 {LINES}");
+    d.ok(&["run", "-d", "--name", "big", "busybox", "sh", "-c", &seq]);
+    assert_eq!(d.ok(&["wait", "big"]).trim(), "0");
+    let size_kb = std::fs::metadata(log_path(&d, "big")).unwrap().len() / 1024;
+    assert!(size_kb > 20 * 1024, "the log is only {size_kb} kB");
+
+    let t = Instant::now();
+    let out = d.ok(&["logs", "--tail", "3", "big"]);
+    let tail_took = t.elapsed();
+    assert_eq!(out, format!("{}\n{}\n{LINES}\n", LINES - 2, LINES - 1));
+    assert!(
+        tail_took < Duration::from_secs(3),
+        "--tail 3 took {tail_took:?}"
+    );
+
+    // The whole log, read as the CLI writes it (run_docker would fill
+    // the pipe).
+    let mut all = Command::new(DOCKER)
+        .args(["logs", "big"])
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", d.dir.path().join("config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut count, mut first, mut last) = (0u32, String::new(), String::new());
+    for line in BufReader::new(all.stdout.take().unwrap()).lines() {
+        last = line.unwrap();
+        if count == 0 {
+            first = last.clone();
+        }
+        count += 1;
+    }
+    assert!(all.wait().unwrap().success());
+    assert_eq!((count, first.as_str()), (LINES, "1"));
+    assert_eq!(last, LINES.to_string());
+
+    // Writing the log, then reading all of it back, grew berthd's peak far
+    // less than the log's size (it kept the whole log before).
+    let hwm = memory_kb(&d, "VmHWM");
+    let rss = memory_kb(&d, "VmRSS");
+    eprintln!(
+        "log {size_kb} kB; berthd VmRSS {rss_before} kB before, {rss} kB after, VmHWM {hwm} kB; --tail 3 took {tail_took:?}"
+    );
+    assert!(
+        hwm.saturating_sub(rss_before) < size_kb / 4,
+        "berthd's peak grew by {} kB for a {size_kb} kB log",
+        hwm - rss_before
+    );
+
+    // After a restart, berthd reads the same file.
+    restart_daemon(&mut d);
+    let out = d.ok(&["logs", "--tail", "2", "big"]);
+    assert_eq!(out, format!("{}\n{LINES}\n", LINES - 1));
+    d.ok(&["rm", "big"]);
+}
+
+#[test]
+fn logs_select_streams_times_and_follow_like_json_file() {
+    let Some(d) = start() else { return };
+    let script = "echo early; echo oops >&2; sleep 2.2; echo late";
+    d.ok(&[
+        "run", "-d", "--name", "timed", "busybox", "sh", "-c", script,
+    ]);
+    eventually("the first lines", || {
+        d.docker(&["logs", "timed"]).stderr.contains("oops")
+    });
+    // -f --tail 1 of a running container: the last line, then live ones
+    // until the container exits.
+    let out = d.docker(&["logs", "-f", "--tail", "1", "timed"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("late\n", "oops\n")
+    );
+
+    // stdout and stderr stay apart; -t prefixes each line.
+    let out = d.docker(&["logs", "timed"]);
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("early\nlate\n", "oops\n")
+    );
+    let stamped = d.ok(&["logs", "-t", "timed"]);
+    let stamps: Vec<(&str, &str)> = stamped
+        .lines()
+        .map(|l| l.split_once(' ').expect("a timestamp"))
+        .collect();
+    assert_eq!(stamps.len(), 2);
+    assert_eq!(stamps[1].1, "late");
+    let secs = |t: &str| {
+        let out = Command::new("date")
+            .args(["-u", "-d", t, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let (early, late) = (secs(stamps[0].0), secs(stamps[1].0));
+    assert!(late > early, "{stamped}");
+
+    let since = d.docker(&["logs", "--since", &late.to_string(), "timed"]);
+    assert_eq!(
+        (since.stdout.as_str(), since.stderr.as_str()),
+        ("late\n", "")
+    );
+    let until = d.docker(&["logs", "--until", &(early + 1).to_string(), "timed"]);
+    assert_eq!(
+        (until.stdout.as_str(), until.stderr.as_str()),
+        ("early\n", "oops\n")
+    );
+    // --tail counts both streams' lines, as json-file does.
+    let tail = d.docker(&["logs", "--tail", "2", "timed"]);
+    assert_eq!(
+        (tail.stdout.as_str(), tail.stderr.as_str()),
+        ("late\n", "oops\n")
+    );
+    assert_eq!(d.ok(&["logs", "--tail", "0", "timed"]), "");
+    assert_eq!(
+        d.ok(&["logs", "--since", "2099-01-01T00:00:00Z", "timed"]),
+        ""
+    );
+
+    let missing = d.docker(&["logs", "nope"]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing
+            .stderr
+            .contains("Error response from daemon: No such container: nope"),
+        "{}",
+        missing.stderr
+    );
+    d.ok(&["rm", "timed"]);
+}
+
+#[test]
+fn run_and_attach_still_stream_live_output() {
+    let Some(d) = start() else { return };
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 0.3; echo b >&2",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("a\n", "b\n"));
+
+    // attach gets the output written after it attached, live.
+    let script = "while [ ! -e /go ]; do sleep 0.05; done; echo attached; sleep 0.3; echo bye";
+    d.ok(&[
+        "run", "-d", "--name", "later", "busybox", "sh", "-c", script,
+    ]);
+    let mut attach = Command::new(DOCKER)
+        .args(["attach", "later"])
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", d.dir.path().join("config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(attach.stdout.take().unwrap()).lines();
+    // Give the attach a moment to connect before the output starts.
+    std::thread::sleep(Duration::from_millis(500));
+    d.ok(&["exec", "later", "touch", "/go"]);
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "attached");
+    assert_eq!(lines.next().unwrap().unwrap(), "bye");
+    assert!(attach.wait().unwrap().success());
+    assert_eq!(d.ok(&["logs", "later"]), "attached\nbye\n");
+    d.ok(&["rm", "later"]);
+}
