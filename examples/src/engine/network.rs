@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use libnetwork::{
-    Controller, ControllerConfig, EndpointConfig, EndpointInfo, IpamPoolConfig, NetworkConfig,
-    NetworkInfo, PortMapping, Proto, SandboxConfig, SandboxInfo,
+    Controller, ControllerConfig, EndpointConfig, EndpointInfo, IpamPoolConfig, MacAddress,
+    NetworkConfig, NetworkInfo, PortMapping, Proto, SandboxConfig, SandboxInfo,
 };
 use libswarm::models::{
     EndpointSettings, HostConfig, Ipam, IpamConfig, Network, NetworkContainer,
@@ -211,14 +211,53 @@ pub fn port_mappings(host: &HostConfig) -> Result<Vec<PortMapping>> {
             if hi != lo {
                 m.host_port_end = Some(hi);
             }
+            // No address: both families; 0.0.0.0 or [::]: one of them.
             m.host_ip = match b.host_ip.as_deref().unwrap_or("") {
-                "" | "0.0.0.0" | "::" => None,
-                ip => Some(ip.parse::<IpAddr>().map_err(|_| bad())?),
+                "" => None,
+                ip => Some(
+                    ip.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .map_err(|_| bad())?,
+                ),
             };
             out.push(m);
         }
     }
     Ok(out)
+}
+
+/// berthd has no userland proxy: an IPv6 host address can only be
+/// NATed to a container with an IPv6 address (Docker without its proxy
+/// logs this and skips the mapping; a port that silently never answers
+/// is worse, so it is refused).
+fn check_host_families(ports: &[PortMapping], net: &NetworkInfo, endpoint: &str) -> Result<()> {
+    let has_v6 = net.subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    for p in ports {
+        if let Some(h) = p.host_ip.filter(|h| h.is_ipv6() && !has_v6) {
+            return Err(Error::bad_request(format!(
+                "driver failed programming external connectivity on endpoint {endpoint}: \
+                 Cannot map from IPv6 [{h}]:{} to an IPv4-only container because the userland proxy is disabled \
+                 (network {} has no IPv6 subnet)",
+                p.host_port, net.config.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The host addresses a mapping shows in `docker port`/`ps`/inspect: a
+/// mapping without one is published on 0.0.0.0 and, when the endpoint
+/// has IPv6, on `::` too (as Docker shows it).
+fn host_bindings(p: &PortMapping, ep: &EndpointInfo) -> Vec<String> {
+    if let Some(h) = p.host_ip {
+        return vec![h.to_string()];
+    }
+    let mut out = vec!["0.0.0.0".to_string()];
+    if ep.addresses.iter().any(|a| a.addr().is_ipv6()) {
+        out.push("::".into());
+    }
+    out
 }
 
 /// The /etc/hosts Docker writes: loopback names, `--add-host` entries,
@@ -383,6 +422,13 @@ fn in_subnet(net: &NetworkInfo, addr: IpAddr) -> Result<()> {
     )))
 }
 
+/// `--mac-address` (`MacAddress` of the endpoint settings, or of the
+/// container config before API 1.44), refused as Docker words it.
+fn parse_mac(m: &str) -> Result<MacAddress> {
+    m.parse()
+        .map_err(|_| Error::bad_request(format!("invalid MAC address {m}")))
+}
+
 /// The endpoint a container asks for on `net`: `--network-alias`,
 /// `--ip`, `--ip6` (static addresses only on user networks with a
 /// subnet, as Docker).
@@ -397,6 +443,9 @@ fn endpoint_config(
     };
     for a in s.aliases.iter().flatten() {
         ep = ep.alias(a);
+    }
+    if let Some(m) = s.mac_address.as_deref().filter(|m| !m.is_empty()) {
+        ep = ep.mac(parse_mac(m)?);
     }
     let ipam = s.ipam_config.as_ref();
     let v4 = ipam
@@ -627,6 +676,10 @@ impl Networking {
             .and_then(|n| n.endpoints_config.as_ref())
             .and_then(|m| m.get(wanted).or_else(|| m.get(&net.config.name)));
         let mut ep = endpoint_config(name, &net, settings)?;
+        if let Some(m) = body.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            ep.mac = ep.mac.or(Some(parse_mac(m)?));
+        }
+        check_host_families(&ports, &net, name)?;
         ep.aliases.push(hostname.to_string());
         ep.ports = ports;
         if !dns {
@@ -907,16 +960,18 @@ impl Networking {
         let mut ports = Vec::new();
         for ep in a.endpoints.values() {
             for p in &ep.config.ports {
-                ports.push(Port {
-                    ip: Some(p.host_ip.map_or("0.0.0.0".into(), |i| i.to_string())),
-                    private_port: p.container_port,
-                    public_port: Some(p.host_port),
-                    typ: Some(match p.proto {
-                        Proto::Tcp => PortTypeEnum::TCP,
-                        Proto::Udp => PortTypeEnum::UDP,
-                        Proto::Sctp => PortTypeEnum::SCTP,
-                    }),
-                });
+                for ip in host_bindings(p, ep) {
+                    ports.push(Port {
+                        ip: Some(ip),
+                        private_port: p.container_port,
+                        public_port: Some(p.host_port),
+                        typ: Some(match p.proto {
+                            Proto::Tcp => PortTypeEnum::TCP,
+                            Proto::Udp => PortTypeEnum::UDP,
+                            Proto::Sctp => PortTypeEnum::SCTP,
+                        }),
+                    });
+                }
             }
         }
         c.ports = Some(ports);
@@ -950,6 +1005,7 @@ impl Networking {
             s.ip_address = e.ip_address;
             s.ip_prefix_len = e.ip_prefix_len;
             s.gateway = e.gateway;
+            s.mac_address = e.mac_address;
             s.bridge = Some(DEFAULT_BRIDGE.into());
         }
         let mut ports = HashMap::new();
@@ -960,13 +1016,16 @@ impl Networking {
                     Proto::Udp => "udp",
                     Proto::Sctp => "sctp",
                 };
-                ports.insert(
-                    format!("{}/{proto}", p.container_port),
-                    Some(vec![PortBinding {
-                        host_ip: Some(p.host_ip.map_or("0.0.0.0".into(), |i| i.to_string())),
+                let bindings = ports
+                    .entry(format!("{}/{proto}", p.container_port))
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new);
+                for ip in host_bindings(p, ep) {
+                    bindings.push(PortBinding {
+                        host_ip: Some(ip),
                         host_port: Some(p.host_port.to_string()),
-                    }]),
-                );
+                    });
+                }
             }
         }
         s.ports = Some(ports);
@@ -1038,7 +1097,7 @@ impl Networking {
                         endpoint_id: Some(ep.id.clone()),
                         ipv4_address: v4.map(|a| a.to_string()),
                         ipv6_address: v6.map(|a| a.to_string()),
-                        mac_address: Some(String::new()),
+                        mac_address: Some(ep.mac.map(|m| m.to_string()).unwrap_or_default()),
                     },
                 ))
             })
@@ -1207,6 +1266,7 @@ fn endpoint_settings(ep: &EndpointInfo) -> EndpointSettings {
         ip_prefix_len: v4.map(|a| i64::from(a.prefix_len())),
         global_ipv6_address: v6.map(|a| a.addr().to_string()),
         global_ipv6_prefix_len: v6.map(|a| i64::from(a.prefix_len())),
+        mac_address: ep.mac.map(|m| m.to_string()),
         aliases: Some(ep.config.aliases.clone()),
         dns_names: Some(
             std::iter::once(ep.config.name.clone())
@@ -1274,6 +1334,85 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid published port"));
+    }
+
+    #[test]
+    fn host_addresses_choose_families_and_show_both() {
+        let bind = |ip: &str| PortBinding {
+            host_ip: Some(ip.into()),
+            host_port: Some("8080".into()),
+        };
+        let mut h = HostConfig::default();
+        h.port_bindings = Some(HashMap::from([(
+            "80/tcp".to_string(),
+            Some(vec![
+                bind(""),
+                bind("0.0.0.0"),
+                bind("::"),
+                bind("[fd00::1]"),
+            ]),
+        )]));
+        let got: Vec<_> = port_mappings(&h)
+            .unwrap()
+            .iter()
+            .map(|p| p.host_ip.map(|i| i.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                None,
+                Some("0.0.0.0".into()),
+                Some("::".into()),
+                Some("fd00::1".into())
+            ]
+        );
+        let ep = |addrs: &[&str]| EndpointInfo {
+            id: "e".repeat(64),
+            network_id: "n".into(),
+            config: EndpointConfig::default(),
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            sandbox_id: None,
+            ifname: None,
+            host_ifname: None,
+            mac: None,
+        };
+        let any = PortMapping::new(Proto::Tcp, 8080, 80);
+        assert_eq!(host_bindings(&any, &ep(&["172.17.0.2/16"])), ["0.0.0.0"]);
+        assert_eq!(
+            host_bindings(&any, &ep(&["172.17.0.2/16", "fd00::2/64"])),
+            ["0.0.0.0", "::"]
+        );
+        let net = |subnets: &[&str]| NetworkInfo {
+            id: "n".repeat(64),
+            config: NetworkConfig::builder("bridge", "bridge").build(),
+            subnets: subnets
+                .iter()
+                .map(|s| libnetwork::SubnetInfo {
+                    pool_id: String::new(),
+                    subnet: s.parse().unwrap(),
+                    range: None,
+                    gateway: None,
+                    aux_addresses: Default::default(),
+                })
+                .collect(),
+        };
+        let v6 = PortMapping {
+            host_ip: Some("::".parse().unwrap()),
+            ..any.clone()
+        };
+        let e = check_host_families(&[any.clone(), v6.clone()], &net(&["172.17.0.0/16"]), "web")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("endpoint web") && e.contains("[::]:8080"), "{e}");
+        assert!(check_host_families(&[v6], &net(&["172.17.0.0/16", "fd00::/64"]), "w").is_ok());
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:02").unwrap().to_string(),
+            "02:42:ac:11:00:02"
+        );
+        assert_eq!(
+            parse_mac("zz").unwrap_err().to_string(),
+            "invalid MAC address zz"
+        );
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! berthd networking follow-ups through the real docker CLI, in a fake
+//! host namespace (tests/common/netns.rs: the real host's network is never
+//! touched): `--mac-address`, IPv6 published ports and `--link`.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::netns::{start_net as start, NamedNs, NetDaemon, HOST_IP};
+
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-berth > /www/index.html && exec httpd -f -p 80 -h /www";
+
+/// The fake host's and the outside's IPv6 addresses on the uplink.
+const HOST_IP6: &str = "fd99::1";
+const OUTSIDE_IP6: &str = "fd99::2";
+
+/// `link/ether` of eth0 as the container sees it.
+fn eth0_mac(d: &NetDaemon, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["busybox", "cat", "/sys/class/net/eth0/address"]);
+    d.ok(&all).trim().to_string()
+}
+
+/// A raw API request over berthd's socket (what a client other than the
+/// docker CLI could send): (HTTP status, body).
+fn api(d: &NetDaemon, method: &str, path: &str, body: &str) -> (u16, String) {
+    let sock = d.host.trim_start_matches("unix://");
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["--unix-socket", sock, "-X", method])
+        .args(["-H", "Content-Type: application/json", "-d", body])
+        .arg(format!("http://localhost/v1.44{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `curl -g` (literal IPv6 brackets) from `ns`, retried for a few seconds
+/// while the server starts; `None` when it never answered.
+fn fetch6(ns: &NamedNs, url: &str, patience: Duration) -> Option<String> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let out = ns.exec(&["curl", "-g", "-s", "-m", "2", url]);
+        if out.status.success() {
+            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn mac_address_is_the_containers_and_inspect_shows_it() {
+    let Some(d) = start() else { return };
+    let mac = "02:42:ac:11:00:99";
+    assert_eq!(eth0_mac(&d, &["--mac-address", mac]), mac, "default bridge");
+    d.ok(&["network", "create", "--subnet", "10.77.0.0/24", "macnet"]);
+    assert_eq!(
+        eth0_mac(
+            &d,
+            &["--network", "macnet", "--mac-address", "02:00:00:00:77:01"]
+        ),
+        "02:00:00:00:77:01",
+        "user network"
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--mac-address",
+        mac,
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let shown = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.MacAddress}} {{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}",
+        "m1",
+    ]);
+    assert_eq!(shown.trim(), format!("{mac} {mac}"));
+    let net = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.MacAddress}}{{end}}",
+        "bridge",
+    ]);
+    assert_eq!(net.trim(), mac);
+    // A restart joins again with the same address.
+    d.ok(&["restart", "-t", "0", "m1"]);
+    let inside = d.ok(&["exec", "m1", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(inside.trim(), mac);
+    // Without --mac-address: a generated one, and inspect tells which.
+    d.ok(&["run", "-d", "--name", "m2", "busybox", "sleep", "300"]);
+    let shown = d.ok(&["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "m2"]);
+    let inside = d.ok(&["exec", "m2", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(shown.trim(), inside.trim());
+    assert_ne!(shown.trim(), mac);
+    assert_eq!(shown.trim().len(), 17, "{shown}");
+    d.ok(&["rm", "-f", "m1", "m2"]);
+
+    // Bad addresses: the CLI's own check, the daemon's for other clients
+    // (Docker's words, naming the value), and an address no interface can
+    // have; none leaves anything behind.
+    let before = d.traces();
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--mac-address",
+            "02:42:zz:11:00:99",
+            "busybox",
+            "true",
+        ],
+        "02:42:zz:11:00:99",
+    );
+    let (code, body) = api(
+        &d,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"02:42:zz:11:00:99"}}}}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("invalid MAC address 02:42:zz:11:00:99"),
+        "{body}"
+    );
+    let (code, body) = api(
+        &d,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"nope"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid MAC address nope"), "{body}");
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--mac-address",
+            "01:00:5e:00:00:01",
+            "busybox",
+            "true",
+        ],
+        "multicast",
+    );
+    assert_eq!(d.traces(), before);
+    assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
+    d.ok(&["network", "rm", "macnet"]);
+}
+
+#[test]
+fn ipv6_published_ports_serve_over_ipv6_from_outside() {
+    let Some(d) = start() else { return };
+    // IPv6 on the uplink between the outside and the fake host.
+    for (ns, cidr, dev) in [
+        (&d.fake_host, format!("{HOST_IP6}/64"), "uplink"),
+        (&d.outside, format!("{OUTSIDE_IP6}/64"), "eth0"),
+    ] {
+        common::netns::ip(&["-n", &ns.name, "addr", "add", &cidr, "dev", dev, "nodad"]);
+    }
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:88::/64",
+        "--subnet",
+        "10.88.0.0/24",
+        "v6net",
+    ]);
+    // -p 8080:80 on a dual-stack network: both families.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w6",
+        "--network",
+        "v6net",
+        "-p",
+        "8080:80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let patience = Duration::from_secs(10);
+    let v6 = format!("http://[{HOST_IP6}]:8080/");
+    let v4 = format!("http://{HOST_IP}:8080/");
+    assert_eq!(
+        fetch6(&d.outside, &v6, patience).as_deref(),
+        Some("hello-berth\n"),
+        "IPv6 from outside"
+    );
+    assert_eq!(
+        fetch6(&d.outside, &v4, patience).as_deref(),
+        Some("hello-berth\n"),
+        "IPv4 from outside"
+    );
+    assert_eq!(
+        fetch6(&d.fake_host, &v6, patience).as_deref(),
+        Some("hello-berth\n"),
+        "IPv6 from the host"
+    );
+    let ports = d.ok(&["port", "w6"]);
+    assert!(
+        ports.contains("80/tcp -> 0.0.0.0:8080") && ports.contains("80/tcp -> [::]:8080"),
+        "{ports}"
+    );
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ps.contains("[::]:8080->80/tcp"), "{ps}");
+    // -p [::]:8081:80: IPv6 only.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w6only",
+        "--network",
+        "v6net",
+        "-p",
+        "[::]:8081:80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let url = format!("http://[{HOST_IP6}]:8081/");
+    assert_eq!(
+        fetch6(&d.outside, &url, patience).as_deref(),
+        Some("hello-berth\n"),
+        "[::] from outside"
+    );
+    let url4 = format!("http://{HOST_IP}:8081/");
+    assert_eq!(fetch6(&d.outside, &url4, Duration::ZERO), None, "not IPv4");
+    let ports = d.ok(&["port", "w6only"]);
+    assert_eq!(ports.trim(), "80/tcp -> [::]:8081");
+    // Stopping withdraws the IPv6 rules with the rest.
+    d.ok(&["rm", "-f", "w6", "w6only"]);
+    assert_eq!(fetch6(&d.outside, &v6, Duration::ZERO), None, "withdrawn");
+    d.ok(&["network", "rm", "v6net"]);
+
+    // An IPv6 host address on a network without IPv6: refused (berthd has
+    // no userland proxy), leaving nothing.
+    let before = d.traces();
+    d.fails(
+        &["run", "-d", "-p", "[::]:8082:80", "busybox", "true"],
+        "Cannot map from IPv6 [::]:8082 to an IPv4-only container",
+    );
+    d.fails(
+        &["run", "-d", "-p", "[::1]:8082:80", "busybox", "true"],
+        "network bridge has no IPv6 subnet",
+    );
+    assert_eq!(d.traces(), before);
+    assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
+}
