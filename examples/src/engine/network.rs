@@ -1342,16 +1342,18 @@ mod tests {
             host_ip: Some(ip.into()),
             host_port: Some("8080".into()),
         };
-        let mut h = HostConfig::default();
-        h.port_bindings = Some(HashMap::from([(
-            "80/tcp".to_string(),
-            Some(vec![
-                bind(""),
-                bind("0.0.0.0"),
-                bind("::"),
-                bind("[fd00::1]"),
-            ]),
-        )]));
+        let h = HostConfig {
+            port_bindings: Some(HashMap::from([(
+                "80/tcp".to_string(),
+                Some(vec![
+                    bind(""),
+                    bind("0.0.0.0"),
+                    bind("::"),
+                    bind("[fd00::1]"),
+                ]),
+            )])),
+            ..Default::default()
+        };
         let got: Vec<_> = port_mappings(&h)
             .unwrap()
             .iter()
