@@ -519,6 +519,18 @@ impl<T: Message> Sender<T> {
             SenderInner::Remote(..) => None,
         }
     }
+
+    /// Drops this sender because its source failed with `e`: the receiver
+    /// gets `e` (as [`Error::Disconnected`]) after the messages already
+    /// sent, where a plain drop would look like a clean end of stream.
+    fn fail(self, e: Error) {
+        match &self.inner {
+            SenderInner::Local(q) => {
+                let _ = q.push(Item::Err(e));
+            }
+            SenderInner::Remote(rtx, _) => rtx.set_failure(&e),
+        }
+    }
 }
 
 /// Moves everything from `rx` to `tx` until either side ends. Used when a
@@ -538,7 +550,9 @@ pub(crate) async fn forward<T: Message>(mut rx: Receiver<T>, tx: Sender<T>) {
                 Err(e) => {
                     tracing::debug!(error = %e, "libchan forwarder: upstream error");
                     if matches!(e, Error::Disconnected(_) | Error::Protocol(_)) {
-                        break;
+                        // The far end learns that its stream broke.
+                        tx.fail(e);
+                        return;
                     }
                 }
             },

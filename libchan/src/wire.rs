@@ -94,9 +94,14 @@ pub struct Hello {
     pub version: u16,
     /// True if the sender can pass fds on this transport.
     pub fds: bool,
+    /// True if the sender accepts CLOSE frames with a reason (flag bit 1).
+    pub close_reasons: bool,
     /// Largest frame body the sender accepts.
     pub max_frame_size: u32,
 }
+
+/// Longest reason carried by a CLOSE or ERROR frame.
+pub const MAX_REASON: usize = 1024;
 
 /// Encodes a frame header.
 pub fn header(kind: Kind, nfds: u8, nann: u16, chan: u64, body_len: u32) -> [u8; HEADER_LEN] {
@@ -127,7 +132,8 @@ pub fn hello_frame(h: &Hello) -> Vec<u8> {
     put_header(&mut out, Kind::Hello, 0, 0, 0, 12);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&h.version.to_le_bytes());
-    out.extend_from_slice(&u16::from(h.fds).to_le_bytes());
+    let flags = u16::from(h.fds) | (u16::from(h.close_reasons) << 1);
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&h.max_frame_size.to_le_bytes());
     out
 }
@@ -257,11 +263,25 @@ impl Frame {
                 "peer does not speak libchan (bad HELLO)".into(),
             ));
         }
+        let flags = u16::from_le_bytes([b[6], b[7]]);
         Ok(Hello {
             version: u16::from_le_bytes([b[4], b[5]]),
-            fds: u16::from_le_bytes([b[6], b[7]]) & 1 == 1,
+            fds: flags & 1 == 1,
+            close_reasons: flags & 2 == 2,
             max_frame_size: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
         })
+    }
+
+    /// Reads a CLOSE body: `None` for a plain close, or the reason the
+    /// sending side failed (lossily as UTF-8).
+    pub fn close_reason(&self) -> Result<Option<String>> {
+        match self.body.len() {
+            0 => Ok(None),
+            n if n > MAX_REASON => Err(Error::Protocol(format!(
+                "CLOSE reason of {n} bytes (at most {MAX_REASON})"
+            ))),
+            _ => Ok(Some(String::from_utf8_lossy(&self.body).into_owned())),
+        }
     }
 
     /// Reads an ERROR body (a reason, lossily as UTF-8).
@@ -289,9 +309,7 @@ pub fn decode_all(input: &[u8], max_frame_size: usize) -> Result<usize> {
                 frame.credit()?;
             }
             Kind::Close => {
-                if !frame.body.is_empty() {
-                    return Err(Error::Protocol("CLOSE frame with a body".into()));
-                }
+                frame.close_reason()?;
             }
             Kind::Error => {
                 frame.error_reason();
@@ -401,13 +419,32 @@ mod tests {
 
     #[test]
     fn hello_round_trip() {
-        let h = Hello {
-            version: VERSION,
-            fds: true,
-            max_frame_size: 4096,
+        for (fds, close_reasons) in [(true, false), (false, true), (true, true)] {
+            let h = Hello {
+                version: VERSION,
+                fds,
+                close_reasons,
+                max_frame_size: 4096,
+            };
+            let mut buf = BytesMut::from(&hello_frame(&h)[..]);
+            let f = FrameDecoder::new(1024).decode(&mut buf).unwrap().unwrap();
+            assert_eq!(f.hello().unwrap(), h);
+        }
+    }
+
+    #[test]
+    fn close_reasons_are_bounded() {
+        let frame = |body: &[u8]| {
+            let mut out = Vec::new();
+            put_header(&mut out, Kind::Close, 0, 0, 3, body.len() as u32);
+            out.extend_from_slice(body);
+            out
         };
-        let mut buf = BytesMut::from(&hello_frame(&h)[..]);
-        let f = FrameDecoder::new(1024).decode(&mut buf).unwrap().unwrap();
-        assert_eq!(f.hello().unwrap(), h);
+        assert_eq!(decode_all(&frame(b""), 4096).unwrap(), 1);
+        assert_eq!(decode_all(&frame(b"upstream died"), 4096).unwrap(), 1);
+        assert!(decode_all(&frame(&[b'x'; MAX_REASON + 1]), 4096)
+            .unwrap_err()
+            .to_string()
+            .contains("CLOSE reason"));
     }
 }

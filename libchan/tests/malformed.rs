@@ -12,6 +12,7 @@ fn hello() -> Vec<u8> {
     wire::hello_frame(&Hello {
         version: wire::VERSION,
         fds: true,
+        close_reasons: true,
         max_frame_size: 1 << 20,
     })
 }
@@ -244,4 +245,84 @@ async fn fuzz_corpus_never_panics() {
         n += 1;
     }
     assert!(n >= 10, "corpus has only {n} files");
+}
+
+/// A receiver fed by one connection and sent on over another: when the
+/// first connection dies, the far end sees an error after the messages
+/// that got through, not a clean end of stream.
+#[tokio::test]
+async fn a_forwarded_receiver_reports_its_upstream_dying() {
+    // X (raw) -> A over conn1; A sends its root receiver on to C (conn2).
+    let (_conn1, a_rx, mut x) = server::<u32>();
+    let (a_sock, c_sock) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (_conn2, a_tx, _) = Builder::new()
+        .client::<Receiver<u32>, ()>(Transport::unix(libchan::unix::into_tokio(a_sock).unwrap()))
+        .unwrap();
+    let (_c_conn, _, mut c_rx) = Builder::new()
+        .server::<(), Receiver<u32>>(Transport::unix(libchan::unix::into_tokio(c_sock).unwrap()))
+        .unwrap();
+    a_tx.send(a_rx).await.unwrap();
+    let mut got = c_rx.recv().await.unwrap().unwrap();
+
+    let mut bytes = hello();
+    for v in [1u8, 2] {
+        bytes.extend_from_slice(&frame(Kind::Msg, 0, 0, wire::ROOT_TO_SERVER, &[v]));
+    }
+    x.write_all(&bytes).unwrap();
+    assert_eq!(within(got.recv()).await.unwrap(), Some(1));
+    assert_eq!(within(got.recv()).await.unwrap(), Some(2));
+    // Conn1 dies without X closing the channel.
+    drop(x);
+    match within(got.recv()).await {
+        Err(Error::Disconnected(m)) => assert!(m.contains("sender failed"), "{m}"),
+        other => panic!("expected the upstream failure, got {other:?}"),
+    }
+    assert_eq!(within(got.recv()).await.unwrap(), None);
+}
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(5), f)
+        .await
+        .expect("hang")
+}
+
+/// A peer whose HELLO does not accept CLOSE reasons gets a plain CLOSE.
+#[tokio::test]
+async fn peers_without_close_reasons_get_a_plain_close() {
+    let (_conn1, a_rx, x) = server::<u32>();
+    let (a_sock, mut c) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (_conn2, a_tx, _) = Builder::new()
+        .client::<Receiver<u32>, ()>(Transport::unix(libchan::unix::into_tokio(a_sock).unwrap()))
+        .unwrap();
+    c.write_all(&wire::hello_frame(&Hello {
+        version: wire::VERSION,
+        fds: true,
+        close_reasons: false,
+        max_frame_size: 1 << 20,
+    }))
+    .unwrap();
+    // Let A read that HELLO before anything fails.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a_tx.send(a_rx).await.unwrap();
+    drop(x);
+    // Read what A sends C until the CLOSE of the forwarded channel.
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let close = tokio::task::spawn_blocking(move || {
+        let dec = wire::FrameDecoder::new(1 << 20);
+        let mut buf = bytes::BytesMut::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(f) = dec.decode(&mut buf).unwrap() {
+                if f.kind == Kind::Close && f.chan != wire::ROOT_TO_SERVER {
+                    return f;
+                }
+            }
+            let n = std::io::Read::read(&mut c, &mut chunk).expect("no CLOSE came");
+            assert!(n > 0, "connection ended without a CLOSE");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(close.close_reason().unwrap(), None);
 }

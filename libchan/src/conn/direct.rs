@@ -249,7 +249,7 @@ impl ConnShared {
             tracing::warn!(%reason, "libchan peer broke the protocol");
             let mut frame = Vec::new();
             let reason = reason.as_bytes();
-            let reason = &reason[..reason.len().min(1024)];
+            let reason = &reason[..reason.len().min(wire::MAX_REASON)];
             wire::put_header(&mut frame, Kind::Error, 0, 0, 0, reason.len() as u32);
             frame.extend_from_slice(reason);
             self.push_bytes(&frame, Vec::new());

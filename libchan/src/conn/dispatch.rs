@@ -35,6 +35,8 @@ impl ConnShared {
             }
             self.peer_max_frame
                 .store(h.max_frame_size as usize, Ordering::Relaxed);
+            self.peer_close_reasons
+                .store(h.close_reasons, Ordering::Release);
             *got_hello = true;
             return Ok(());
         }
@@ -62,13 +64,17 @@ impl ConnShared {
                 Ok(())
             }
             Kind::Close => {
-                if !frame.body.is_empty() {
-                    return Err(Error::Protocol("CLOSE frame with a body".into()));
-                }
+                // A reason means the far side's sender failed (its own
+                // upstream connection died): the receiver sees an error
+                // after the queued messages, not a clean end of stream.
+                let failed = frame
+                    .close_reason()?
+                    .map(|r| Error::Disconnected(format!("sender failed: {r}")));
                 let mut t = self.table();
                 let removed = match t.entries.get_mut(&frame.chan) {
                     Some(Entry::Pending(p)) => {
                         p.open = false;
+                        p.err = failed.clone();
                         None
                     }
                     Some(_) => t.entries.remove(&frame.chan),
@@ -77,7 +83,10 @@ impl ConnShared {
                 let empty = t.entries.is_empty();
                 drop(t);
                 match removed {
-                    Some(Entry::Sink { sink, reg }) => sink.sender_closed(&reg),
+                    Some(Entry::Sink { sink, reg }) => match failed {
+                        Some(e) => sink.sender_failed(&reg, e),
+                        None => sink.sender_closed(&reg),
+                    },
                     Some(Entry::Tx(w)) => {
                         if let Some(tx) = w.upgrade() {
                             tx.mark_closed(Error::Closed("receiver dropped"));
@@ -149,6 +158,7 @@ impl ConnShared {
                             reg: WireReg::new(self, a.id, a.window),
                             items: VecDeque::new(),
                             open: true,
+                            err: None,
                         }),
                     );
                     anns_in.push(AnnIn::Rx(PendingRx {

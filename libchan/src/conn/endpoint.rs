@@ -100,6 +100,8 @@ pub(crate) struct RemoteTx {
     /// Cancelled once the receiver is gone or the connection died.
     pub(crate) closed: CancellationToken,
     reason: Mutex<Option<Error>>,
+    /// Set when this side's sender failed: the CLOSE carries it.
+    failure: Mutex<Option<String>>,
 }
 
 impl RemoteTx {
@@ -111,7 +113,16 @@ impl RemoteTx {
             credit: Arc::new(Semaphore::new(window as usize)),
             closed: CancellationToken::new(),
             reason: Mutex::new(None),
+            failure: Mutex::new(None),
         })
+    }
+
+    /// The channel will close because its source failed with `e` (the
+    /// receiver then sees an error rather than a clean end of stream).
+    pub(crate) fn set_failure(&self, e: &Error) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert_with(|| e.to_string());
+        }
     }
 
     pub(crate) fn mark_closed(&self, reason: Error) {
@@ -147,7 +158,8 @@ impl RemoteTx {
 impl Drop for RemoteTx {
     fn drop(&mut self) {
         if !self.closed.is_cancelled() && self.conn.remove_entry(self.id) {
-            self.conn.send_control(super::Control::Close(self.id));
+            let failure = self.failure.lock().ok().and_then(|mut f| f.take());
+            self.conn.send_close(self.id, failure.as_deref());
         }
     }
 }

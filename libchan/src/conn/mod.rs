@@ -201,6 +201,7 @@ impl Builder {
         let hello = wire::hello_frame(&Hello {
             version: wire::VERSION,
             fds: t.fds,
+            close_reasons: true,
             max_frame_size: self.cfg.max_frame_size as u32,
         });
         let (read_side, writer, direct) = t
@@ -245,6 +246,7 @@ impl Builder {
             closing: CancellationToken::new(),
             done: CancellationToken::new(),
             peer_max_frame: AtomicUsize::new(self.cfg.max_frame_size),
+            peer_close_reasons: AtomicBool::new(false),
             handles: AtomicUsize::new(1),
             written: watch::channel(0).0,
             cfg: self.cfg,
@@ -416,6 +418,8 @@ pub(crate) struct Pending {
     reg: Arc<WireReg>,
     items: VecDeque<RawMsg>,
     open: bool,
+    /// Why the peer closed it, if it failed.
+    err: Option<Error>,
 }
 
 struct Table {
@@ -470,6 +474,8 @@ pub(crate) struct ConnShared {
     /// Both tasks have stopped.
     done: CancellationToken,
     peer_max_frame: AtomicUsize,
+    /// The peer's HELLO said it accepts CLOSE frames with a reason.
+    pub(crate) peer_close_reasons: AtomicBool,
     handles: AtomicUsize,
     written: watch::Sender<u64>,
 }
@@ -549,8 +555,12 @@ impl ConnShared {
         let mut t = self.table();
         match t.entries.remove(&p.id) {
             Some(Entry::Pending(pending)) => {
-                let q =
-                    Queue::<T>::from_wire(pending.reg.clone(), pending.items, pending.open, None);
+                let q = Queue::<T>::from_wire(
+                    pending.reg.clone(),
+                    pending.items,
+                    pending.open,
+                    pending.err,
+                );
                 t.entries.insert(
                     p.id,
                     Entry::Sink {
@@ -598,6 +608,27 @@ impl ConnShared {
             }
         };
         self.push_bytes(&frame[..len], Vec::new());
+    }
+
+    /// CLOSE for channel `id`, saying why this side failed if the peer
+    /// accepts reasons (a plain CLOSE otherwise).
+    pub(crate) fn send_close(&self, id: u64, reason: Option<&str>) {
+        let reason = match reason {
+            Some(r) if self.peer_close_reasons.load(Ordering::Acquire) => r,
+            _ => return self.send_control(Control::Close(id)),
+        };
+        if self.failed.get().is_some() {
+            return;
+        }
+        let mut end = reason.len().min(wire::MAX_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let body = &reason.as_bytes()[..end];
+        let mut frame = Vec::with_capacity(wire::HEADER_LEN + body.len());
+        wire::put_header(&mut frame, Kind::Close, 0, 0, id, body.len() as u32);
+        frame.extend_from_slice(body);
+        self.push_bytes(&frame, Vec::new());
     }
 
     fn push_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) {
