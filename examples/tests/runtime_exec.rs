@@ -435,6 +435,29 @@ fn exec_tty_sends_the_master_and_applies_the_container_capabilities() {
             && seen.contains("/proc/self/fd/1 -> /dev/pts/0\r\n"),
         "{seen:?}"
     );
+    // process.json's consoleSize applies to an exec's terminal.
+    let pj = env.dir.path().join("tty-process.json");
+    std::fs::write(
+        &pj,
+        r#"{"terminal": true, "consoleSize": {"height": 7, "width": 9},
+            "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["stty", "size"]}"#,
+    )
+    .unwrap();
+    let sock = env.dir.path().join("exec-console-2.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || recv_console(&listener));
+    let o = env.out(&[
+        "exec",
+        "--process",
+        pj.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (mut master, _) = receiver.join().unwrap();
+    let n = std::io::Read::read(&mut master, &mut buf).unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf[..n]), "7 9\r\n");
 }
 
 #[test]

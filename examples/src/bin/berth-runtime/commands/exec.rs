@@ -115,7 +115,16 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let p = process(&a, &spec)?;
     let console = match (p.terminal() == Some(true), &a.console_socket) {
         (false, _) => None,
-        (true, Some(sock)) => Some(Console::to_socket(sock)?),
+        (true, Some(sock)) => {
+            let console = Console::to_socket(sock)?;
+            Some(match p.console_size() {
+                Some(s) => console.size(
+                    u16::try_from(s.height()).unwrap_or(u16::MAX),
+                    u16::try_from(s.width()).unwrap_or(u16::MAX),
+                ),
+                None => console,
+            })
+        }
         (true, None) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => None,
         (true, None) => anyhow::bail!(
             "exec: a terminal (--tty, process.terminal) needs --console-socket or a terminal on stdin"
