@@ -13,6 +13,7 @@ use core_common::{assert_no_children, assert_no_mounts_under, root_or_skip, Env}
 use libcontainer::cgroups::{CgroupExtension, CgroupManager, DeleteOptions};
 use libcontainer::console::Console;
 use libcontainer::Container;
+use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
 
 /// One console-socket message: the name and the fd, if any (None at EOF).
 fn recv_master(sock: &UnixStream) -> Option<(std::fs::File, String)> {
@@ -145,4 +146,54 @@ fn a_terminal_without_devpts_fails_create_and_leaves_nothing() {
     // Every copy of the socket's far end is closed: the caller sees EOF
     // instead of waiting for a master forever.
     assert!(recv_master(&ours).is_none());
+}
+
+#[test]
+fn a_user_namespace_container_gets_its_own_pty_too() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::with_spec("true", |s| {
+        s.process_mut().as_mut().unwrap().set_terminal(Some(true));
+        let l = s.linux_mut().as_mut().unwrap();
+        let mut ns = l.namespaces().clone().unwrap_or_default();
+        ns.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
+        l.set_namespaces(Some(ns));
+        let m = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(0u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
+        l.set_uid_mappings(Some(vec![m]));
+        l.set_gid_mappings(Some(vec![m]));
+    });
+    env.edit_spec(|s| {
+        s.process_mut().as_mut().unwrap().set_args(Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "tty; stat -c 'console %t:%T' /dev/console; cat /proc/self/uid_map".into(),
+        ]));
+    });
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut c = env
+        .builder("usertty")
+        .console(Console::from_stream(theirs))
+        .create()
+        .unwrap();
+    let (mut master, name) = recv_master(&ours).expect("the master");
+    assert_eq!(name, "/dev/pts/0");
+    c.start().unwrap();
+    let seen = read_all(&mut master);
+    assert_eq!(c.wait().unwrap(), 0, "{seen:?}");
+    assert!(
+        seen.starts_with("/dev/pts/0\r\nconsole 88:0\r\n") && seen.contains("65536"),
+        "{seen:?}"
+    );
+    c.delete(false).unwrap();
 }
