@@ -16,9 +16,21 @@ enum Msg {
 
 const SPIN: Duration = Duration::from_micros(50);
 
+/// How the echo peer delays its answer to `Slow`.
+enum Delay {
+    /// Sleeps 2 ms.
+    Sleep,
+    /// Waits until told to go.
+    Gate(std::sync::mpsc::Receiver<()>),
+}
+
 /// Runs an echo peer on its own thread and current-thread runtime (as a
-/// peer process would be); it sleeps before answering `Slow`.
-fn spawn_echo(sock: std::os::unix::net::UnixStream) -> std::thread::JoinHandle<()> {
+/// peer process would be), busy polling for `spin`.
+fn spawn_echo(
+    sock: std::os::unix::net::UnixStream,
+    spin: Duration,
+    delay: Delay,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -28,12 +40,19 @@ fn spawn_echo(sock: std::os::unix::net::UnixStream) -> std::thread::JoinHandle<(
             sock.set_nonblocking(true).unwrap();
             let sock = tokio::net::UnixStream::from_std(sock).unwrap();
             let (_conn, tx, mut rx) = Builder::new()
-                .busy_poll(SPIN)
+                .busy_poll(spin)
                 .server::<Msg, Msg>(libchan::Transport::unix(sock))
                 .unwrap();
             while let Ok(Some(m)) = rx.recv().await {
                 if let Msg::Slow(_) = m {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    match &delay {
+                        Delay::Sleep => tokio::time::sleep(Duration::from_millis(2)).await,
+                        Delay::Gate(go) => {
+                            if go.recv().is_err() {
+                                break;
+                            }
+                        }
+                    }
                 }
                 if tx.send(m).await.is_err() {
                     break;
@@ -46,7 +65,7 @@ fn spawn_echo(sock: std::os::unix::net::UnixStream) -> std::thread::JoinHandle<(
 #[tokio::test(flavor = "current_thread")]
 async fn spinning_receivers_keep_every_message_in_order() {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let peer = spawn_echo(b);
+    let peer = spawn_echo(b, SPIN, Delay::Sleep);
     a.set_nonblocking(true).unwrap();
     let (conn, tx, mut rx) = Builder::new()
         .busy_poll(SPIN)
@@ -92,7 +111,7 @@ async fn a_spinning_receiver_sees_the_peer_go_away() {
             tokio::net::UnixStream::from_std(a).unwrap(),
         ))
         .unwrap();
-    let peer = spawn_echo(b);
+    let peer = spawn_echo(b, SPIN, Delay::Sleep);
     // Warm up so that the next wait spins.
     for i in 0..20 {
         tx.send(Msg::Ping(i)).await.unwrap();
@@ -111,36 +130,6 @@ async fn a_spinning_receiver_sees_the_peer_go_away() {
     peer.join().unwrap();
 }
 
-/// A peer that answers `Ping(i)` only once `go` says so.
-fn spawn_gated_echo(
-    sock: std::os::unix::net::UnixStream,
-    go: std::sync::mpsc::Receiver<()>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            sock.set_nonblocking(true).unwrap();
-            let sock = tokio::net::UnixStream::from_std(sock).unwrap();
-            let (_conn, tx, mut rx) = Builder::new()
-                .server::<Msg, Msg>(libchan::Transport::unix(sock))
-                .unwrap();
-            while let Ok(Some(m)) = rx.recv().await {
-                if let Msg::Slow(_) = m {
-                    if go.recv().is_err() {
-                        break;
-                    }
-                }
-                if tx.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-    })
-}
-
 /// The spin is cooperative: while a receiver spins, the other tasks of its
 /// current-thread runtime keep running. Here the peer's answer waits for
 /// another task of the same runtime, so a receiver that held the thread
@@ -150,7 +139,7 @@ async fn a_spinning_receiver_lets_other_tasks_run() {
     const LONG_SPIN: Duration = Duration::from_millis(1);
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let (go_tx, go_rx) = std::sync::mpsc::channel();
-    let peer = spawn_gated_echo(b, go_rx);
+    let peer = spawn_echo(b, SPIN, Delay::Gate(go_rx));
     a.set_nonblocking(true).unwrap();
     let (conn, tx, mut rx) = Builder::new()
         .busy_poll(LONG_SPIN)
@@ -196,7 +185,7 @@ async fn a_spinning_receiver_lets_other_tasks_run() {
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_can_be_turned_off() {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let peer = spawn_echo(b);
+    let peer = spawn_echo(b, SPIN, Delay::Sleep);
     a.set_nonblocking(true).unwrap();
     let (conn, tx, mut rx) = Builder::new()
         .busy_poll(Duration::ZERO)

@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,19 @@ impl DirectRead {
                 last_read_small: false,
             }),
         })
+    }
+}
+
+impl DirectRead {
+    /// The read state, unless someone else is reading right now or reading
+    /// has ended.
+    fn live_state(&self) -> Option<MutexGuard<'_, ReadState>> {
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        (!st.ended).then_some(st)
     }
 }
 
@@ -276,14 +289,9 @@ impl ConnShared {
                 // before sleeping.
                 Poll::Pending => return self.busy_read(&d, cx),
             };
-            let mut st = match d.state.try_lock() {
-                Ok(st) => st,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return false,
-            };
-            if st.ended {
+            let Some(mut st) = d.live_state() else {
                 return false;
-            }
+            };
             match self.pump(&d, Some(&mut guard), &mut st) {
                 Pumped::Progress | Pumped::Ended => return true,
                 // Readiness is cleared: polling again registers the waker.
@@ -304,14 +312,9 @@ impl ConnShared {
         if d.busy_poll.is_zero() {
             return false;
         }
-        let mut st = match d.state.try_lock() {
-            Ok(st) => st,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
-        };
-        if st.ended {
+        let Some(mut st) = d.live_state() else {
             return false;
-        }
+        };
         let since = match st.wait_from {
             Some(t) => t,
             None => {
