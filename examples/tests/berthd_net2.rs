@@ -263,3 +263,118 @@ fn ipv6_published_ports_serve_over_ipv6_from_outside() {
     assert_eq!(d.traces(), before);
     assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn links_name_the_target_in_hosts_and_environment() {
+    let Some(d) = start() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--hostname",
+        "dbhost",
+        "-e",
+        "POSTGRES_USER=app",
+        "--expose",
+        "5432",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+    let ip = ip.trim();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "web",
+        "--link",
+        "db:webdb",
+        "-e",
+        "WEBDB_ENV_POSTGRES_USER=mine",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; echo ---; env; echo ---; ping -c 1 -W 2 webdb >/dev/null && echo reached",
+    ]);
+    let (hosts, rest) = out.split_once("---\n").unwrap();
+    let (env, ping) = rest.split_once("---\n").unwrap();
+    assert!(
+        hosts.contains(&format!("{ip}\twebdb dbhost db\n")),
+        "{hosts}"
+    );
+    let env: Vec<&str> = env.lines().collect();
+    for want in [
+        format!("WEBDB_PORT=tcp://{ip}:5432"),
+        format!("WEBDB_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("WEBDB_PORT_5432_TCP_ADDR={ip}"),
+        "WEBDB_PORT_5432_TCP_PORT=5432".into(),
+        "WEBDB_PORT_5432_TCP_PROTO=tcp".into(),
+        "WEBDB_NAME=/web/webdb".into(),
+        // The container's own -e wins over the link's variable.
+        "WEBDB_ENV_POSTGRES_USER=mine".into(),
+    ] {
+        assert!(env.contains(&want.as_str()), "{want} not in {env:?}");
+    }
+    assert!(
+        !env.iter().any(|e| e.starts_with("WEBDB_ENV_PATH=")),
+        "{env:?}"
+    );
+    assert_eq!(ping, "reached\n", "the alias resolves and answers");
+    // Without an alias: the name and the hostname.
+    let hosts = d.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains(&format!("{ip}\tdb dbhost\n")), "{hosts}");
+
+    // Refusals, each leaving nothing behind.
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "linknet"]);
+    let before = d.traces();
+    d.fails(
+        &["run", "--rm", "--link", "nope:x", "busybox", "true"],
+        "could not get container for nope",
+    );
+    d.fails(
+        &[
+            "run", "--rm", "--name", "w2", "--link", "idle", "busybox", "true",
+        ],
+        "Cannot link to a non running container: /idle AS /w2/idle",
+    );
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--link",
+            "db",
+            "busybox",
+            "true",
+        ],
+        "host type networking can't be used with links",
+    );
+    d.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "linknet",
+            "--link",
+            "db",
+            "busybox",
+            "true",
+        ],
+        "--link on a user-defined network is not supported",
+    );
+    assert_eq!(d.traces(), before);
+    d.ok(&["rm", "-f", "db", "idle"]);
+    d.ok(&["network", "rm", "linknet"]);
+}

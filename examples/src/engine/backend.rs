@@ -179,7 +179,10 @@ impl LocalBackend {
                     .clone()
                     .filter(|h| !h.is_empty())
                     .unwrap_or_else(|| short_id(id).to_string());
-                n.attach_container(id, name, &hostname, body, dir).await?
+                let links =
+                    network::links::targets(&self.lock(), &host, |m, k| self.resolve(m, k))?;
+                n.attach_container(id, name, &hostname, body, dir, &links)
+                    .await?
             }
             None => match network::check_offline(&host).and(network::mode(&host))? {
                 Mode::Host => NetSpec::Host,
@@ -189,7 +192,10 @@ impl LocalBackend {
                 _ => NetSpec::Isolated,
             },
         };
-        let applied = network::apply(spec, &net);
+        let applied = network::apply(spec, &net).map(|s| match self.inner.network.get() {
+            Some(n) => network::links::add_env(s, &n.take_link_env(id)),
+            None => s,
+        });
         if applied.is_err() {
             self.release_network(id).await;
         }

@@ -10,6 +10,8 @@
 //! given to [`Networking::start`] (berthd's `--network-host-netns`), so
 //! the tests run the "host" side in a namespace of their own.
 
+pub mod links;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -99,6 +101,11 @@ pub fn check_offline(host: &HostConfig) -> Result<()> {
     if ports {
         return Err(Error::bad_request(
             "publishing ports needs networking, and this berthd was started with --network-host-netns none",
+        ));
+    }
+    if host.links.as_ref().is_some_and(|l| !l.is_empty()) {
+        return Err(Error::bad_request(
+            "--link needs networking, and this berthd was started with --network-host-netns none",
         ));
     }
     Ok(())
@@ -422,6 +429,20 @@ fn in_subnet(net: &NetworkInfo, addr: IpAddr) -> Result<()> {
     )))
 }
 
+/// `--link` on a user-defined network is, in Docker, a DNS alias seen
+/// only by the linking container; berthd's resolver has no per-container
+/// names, so it is refused rather than ignored.
+const USER_NETWORK_LINKS: &str =
+    "--link on a user-defined network is not supported by berthd (use --network-alias)";
+
+/// Refuses `EndpointSettings.Links` (see [`USER_NETWORK_LINKS`]).
+fn refuse_endpoint_links(settings: Option<&EndpointSettings>) -> Result<()> {
+    if settings.is_some_and(|s| s.links.as_ref().is_some_and(|l| !l.is_empty())) {
+        return Err(Error::bad_request(USER_NETWORK_LINKS));
+    }
+    Ok(())
+}
+
 /// `--mac-address` (`MacAddress` of the endpoint settings, or of the
 /// container config before API 1.44), refused as Docker words it.
 fn parse_mac(m: &str) -> Result<MacAddress> {
@@ -535,6 +556,8 @@ struct Attached {
     extra: Vec<(String, IpAddr)>,
     /// Containers made with `--network container:` this one.
     shared_by: BTreeSet<String>,
+    /// `--link` variables for the spec, until the backend takes them.
+    link_env: Vec<String>,
 }
 
 /// What berthd keeps of an [`Attached`] in the container's directory
@@ -643,9 +666,20 @@ impl Networking {
         hostname: &str,
         body: &ContainerCreateBody,
         dir: &Path,
+        links: &[links::Target],
     ) -> Result<NetSpec> {
         let host = &body.host_config.clone().unwrap_or_default();
         let net = match mode(host)? {
+            Mode::Host if !links.is_empty() => {
+                return Err(Error::bad_request(
+                    "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+                ))
+            }
+            Mode::None if !links.is_empty() => {
+                return Err(Error::bad_request(
+                    "--link is only supported on the default bridge network",
+                ))
+            }
             Mode::None => return Ok(NetSpec::Isolated),
             Mode::Host => return self.host_mode(host, dir).await,
             Mode::Container(target) => {
@@ -667,7 +701,8 @@ impl Networking {
         }
         self.pick_free_ports(&mut ports);
         let dns = net.config.name != DEFAULT_NETWORK;
-        let extra = extra_hosts(host, &net)?;
+        let mut extra = extra_hosts(host, &net)?;
+        let link_env = self.linked(name, links, dns, &mut extra)?;
         // --network-alias and --ip, keyed by the network as the client named it.
         let wanted = host.network_mode.as_deref().unwrap_or("");
         let settings = body
@@ -675,6 +710,7 @@ impl Networking {
             .as_ref()
             .and_then(|n| n.endpoints_config.as_ref())
             .and_then(|m| m.get(wanted).or_else(|| m.get(&net.config.name)));
+        refuse_endpoint_links(settings)?;
         let mut ep = endpoint_config(name, &net, settings)?;
         if let Some(m) = body.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             ep.mac = ep.mac.or(Some(parse_mac(m)?));
@@ -722,6 +758,7 @@ impl Networking {
             resolv_conf: resolv_conf.clone(),
             extra,
             shared_by: BTreeSet::new(),
+            link_env,
         };
         let written = base
             .and_then(|b| std::fs::write(&resolv_conf, resolv_conf_text(&b, host, dns)))
@@ -737,6 +774,55 @@ impl Networking {
             hosts: Some(hosts),
             resolv_conf: Some(resolv_conf),
         })
+    }
+
+    /// `--link` targets of container `name` on the default bridge: their
+    /// /etc/hosts entries go into `extra`; returns the link variables.
+    fn linked(
+        &self,
+        name: &str,
+        links: &[links::Target],
+        user_network: bool,
+        extra: &mut Vec<(String, IpAddr)>,
+    ) -> Result<Vec<String>> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        if user_network {
+            return Err(Error::bad_request(USER_NETWORK_LINKS));
+        }
+        let map = self.lock();
+        let mut env = Vec::new();
+        for t in links {
+            if !t.running {
+                return Err(Error::conflict(format!(
+                    "Cannot link to a non running container: /{} AS /{name}/{}",
+                    t.name, t.alias
+                )));
+            }
+            let addrs: Vec<IpAddr> = map
+                .get(&t.id)
+                .and_then(|a| a.endpoints.get(DEFAULT_NETWORK))
+                .map(|ep| ep.addresses.iter().map(|a| a.addr()).collect())
+                .unwrap_or_default();
+            let Some(v4) = addrs.iter().find(|a| a.is_ipv4()).copied() else {
+                return Err(Error::bad_request(format!(
+                    "Cannot link to /{}, as it does not belong to the default network",
+                    t.name
+                )));
+            };
+            extra.extend(addrs.iter().map(|a| links::hosts_entry(t, *a)));
+            env.extend(links::env_vars(name, t, v4));
+        }
+        Ok(env)
+    }
+
+    /// The `--link` variables of a container just attached (once).
+    pub fn take_link_env(&self, id: &str) -> Vec<String> {
+        self.lock()
+            .get_mut(id)
+            .map(|a| std::mem::take(&mut a.link_env))
+            .unwrap_or_default()
     }
 
     /// `--network host`: the namespace managed as the host (not
@@ -858,6 +944,7 @@ impl Networking {
                 resolv_conf: dir.join("resolv.conf"),
                 extra: saved.extra,
                 shared_by: saved.shared_by,
+                link_env: Vec::new(),
             };
             self.lock().insert(sb.config.container_id.clone(), attached);
         }
@@ -1203,6 +1290,7 @@ impl Networking {
             }
             (a.sandbox.id.clone(), a.name.clone())
         };
+        refuse_endpoint_links(settings)?;
         let cfg = endpoint_config(&name, &n, settings)?;
         let ep = self
             .ctl
