@@ -254,3 +254,102 @@ fn run_and_attach_still_stream_live_output() {
     assert_eq!(d.ok(&["logs", "later"]), "attached\nbye\n");
     d.ok(&["rm", "later"]);
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `docker events` from `since` to a second past now, filtered, one
+/// formatted line per event.
+fn events(d: &Daemon, since: u64, filters: &[&str], format: &str) -> Vec<String> {
+    let (since, until) = (since.to_string(), (unix_now() + 1).to_string());
+    let mut args = vec!["events", "--since", &since, "--until", &until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--format", format]);
+    d.ok(&args).lines().map(String::from).collect()
+}
+
+#[test]
+fn exec_and_image_tag_events_carry_dockers_attributes() {
+    let Some(d) = start() else { return };
+    let since = unix_now();
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "30"]);
+    let out = d.docker(&["exec", "box", "sh", "-c", "exit 3"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let execs = events(
+        &d,
+        since,
+        &["type=container", "container=box"],
+        "{{.Action}}|{{.Actor.Attributes.execID}}|{{.Actor.Attributes.exitCode}}|{{.Actor.Attributes.name}}",
+    );
+    let execs: Vec<Vec<&str>> = execs
+        .iter()
+        .filter(|l| l.starts_with("exec_"))
+        .map(|l| l.split('|').collect())
+        .collect();
+    let actions: Vec<&str> = execs.iter().map(|e| e[0]).collect();
+    assert_eq!(
+        actions,
+        [
+            "exec_create: sh -c exit 3",
+            "exec_start: sh -c exit 3",
+            "exec_die"
+        ]
+    );
+    let exec_id = execs[0][1];
+    assert_eq!(exec_id.len(), 64, "{execs:?}");
+    assert!(
+        execs.iter().all(|e| e[1] == exec_id && e[3] == "box"),
+        "{execs:?}"
+    );
+    assert_eq!(execs[2][2], "3", "exec_die carries the exit code");
+    let only_die = events(
+        &d,
+        since,
+        &["event=exec_die"],
+        "{{.Actor.Attributes.execID}}",
+    );
+    assert_eq!(only_die, [exec_id]);
+    d.ok(&["rm", "-f", "box"]);
+
+    let image_id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let image_id = image_id.trim();
+    d.ok(&["tag", "busybox", "mybox:v1"]);
+    d.ok(&["tag", "busybox", "mybox"]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Id}}", "mybox:v1"])
+            .trim(),
+        image_id
+    );
+    let out = d.ok(&["rmi", "mybox:v1"]);
+    assert!(out.contains("Untagged: mybox:v1"), "{out}");
+    let missing = d.docker(&["tag", "nope", "other"]);
+    assert!(
+        missing
+            .stderr
+            .contains("Error response from daemon: No such image: nope"),
+        "{}",
+        missing.stderr
+    );
+    let images = events(
+        &d,
+        since,
+        &["type=image", "event=tag", "event=untag"],
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    );
+    assert_eq!(
+        images,
+        [
+            format!("tag {image_id} mybox:v1"),
+            format!("tag {image_id} mybox:latest"),
+            format!("untag {image_id} mybox:v1"),
+        ]
+    );
+    let untags = events(&d, since, &["image=mybox:v1", "event=untag"], "{{.Action}}");
+    assert_eq!(untags, ["untag"]);
+}

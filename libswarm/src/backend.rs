@@ -133,6 +133,12 @@ pub trait Backend: Send + Sync + 'static {
         name: &str,
         options: ImageRemoveOptions,
     ) -> Result<Vec<ImageDeleteResponseItem>>;
+    /// Names the image `source` refers to `repo[:tag]` (`docker tag`;
+    /// no tag means `latest`).
+    async fn image_tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let _ = (source, repo, tag);
+        Err(Error::not_implemented("image tag"))
+    }
 
     // ---- networks ----
 

@@ -237,6 +237,9 @@ impl Backend for DebugBackend {
     ) -> Result<Vec<ImageDeleteResponseItem>> {
         pass!(self, image_remove(name, options))
     }
+    async fn image_tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        pass!(self, image_tag(source, repo, tag))
+    }
     async fn network_create(&self, request: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         pass!(self, network_create(request))
     }

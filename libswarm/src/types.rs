@@ -448,7 +448,8 @@ pub fn event_matches(f: &Filters, e: &crate::models::EventMessage) -> bool {
             is("container") && (id.starts_with(w) || name == w)
         })
         && filter_matches(f, "image", |w| {
-            attrs.get("image").is_some_and(|i| i == w) || (is("image") && id.contains(w))
+            attrs.get("image").is_some_and(|i| i == w)
+                || (is("image") && (id.contains(w) || name == w || without_tag(name) == w))
         })
         && filter_matches(f, "network", |w| {
             is("network") && (id.starts_with(w) || name == w)
@@ -457,9 +458,42 @@ pub fn event_matches(f: &Filters, e: &crate::models::EventMessage) -> bool {
         && labels_match(f, Some(attrs))
 }
 
+/// `repo` of `repo:tag` (an image event's `name`, as Docker's image filter
+/// matches it); a registry port is not a tag.
+fn without_tag(name: &str) -> &str {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_events_match_their_name_with_or_without_the_tag() {
+        let e = crate::models::EventMessage {
+            typ: Some(crate::models::EventMessageTypeEnum::IMAGE),
+            action: Some("untag".into()),
+            actor: Some(crate::models::EventActor {
+                id: Some("sha256:abc".into()),
+                attributes: Some(HashMap::from([("name".into(), "mybox:v1".into())])),
+            }),
+            ..Default::default()
+        };
+        let f = |v: &str| {
+            let mut f = Filters::new();
+            f.insert("image".into(), vec![v.into()]);
+            f
+        };
+        assert!(event_matches(&f("mybox:v1"), &e));
+        assert!(event_matches(&f("mybox"), &e));
+        assert!(event_matches(&f("sha256:abc"), &e));
+        assert!(!event_matches(&f("other"), &e));
+        assert_eq!(without_tag("localhost:5000/app"), "localhost:5000/app");
+        assert_eq!(without_tag("localhost:5000/app:v2"), "localhost:5000/app");
+    }
 
     #[test]
     fn create_body_flattens_config_beside_host_config() {

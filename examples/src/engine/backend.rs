@@ -852,12 +852,18 @@ impl Backend for LocalBackend {
             .map(|r| r.dir.clone())
             .ok_or_else(|| Error::conflict(format!("Container {container} is not running")))?;
         let cfg = &self.inner.config;
+        let (this, cid, eid) = (self.clone(), container.clone(), exec_id.to_string());
+        let on_exit: exec::OnExit = Box::new(move |code| {
+            let code = code.to_string();
+            this.container_event(&cid, "exec_die", &[("execID", &eid), ("exitCode", &code)]);
+        });
         let session = exec::start(
             self.inner.execs.clone(),
             &cfg.shim_program,
             &cfg.state_dir,
             &dir,
             exec_id,
+            on_exit,
         )?;
         let cmd = (self.inner.execs.lock().get(exec_id))
             .and_then(|e| e.config.cmd.clone())
@@ -983,18 +989,31 @@ impl Backend for LocalBackend {
         };
         let name = name.to_string();
         let force = options.force;
-        let done = self
+        let (image_id, done) = self
             .inner
             .images
-            .run_blocking(move |s| s.remove(&name, force, &usage))
+            .run_blocking(move |s| {
+                let id = s.image_id(&name).map(|d| d.to_string()).unwrap_or_default();
+                Ok((id, s.remove(&name, force, &usage)?))
+            })
             .await
             .map_err(image_err)?;
         for d in &done {
-            let (action, id) = match d {
-                Removed::Untagged(n) => ("untag", n.to_string()),
-                Removed::Deleted(id) => ("delete", id.to_string()),
-            };
-            self.inner.events.publish(Kind::Image, action, &id, &[]);
+            // As Docker: the image's id, and `name` the reference untagged.
+            match d {
+                Removed::Untagged(n) => self.inner.events.publish(
+                    Kind::Image,
+                    "untag",
+                    &image_id,
+                    &[("name", &n.to_string())],
+                ),
+                Removed::Deleted(id) => {
+                    let id = id.to_string();
+                    self.inner
+                        .events
+                        .publish(Kind::Image, "delete", &id, &[("name", &id)]);
+                }
+            }
         }
         Ok(done
             .into_iter()
@@ -1009,6 +1028,29 @@ impl Backend for LocalBackend {
                 },
             })
             .collect())
+    }
+
+    async fn image_tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let target = match tag {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        let name: crate::images::ImageRef = target.parse().map_err(image_err)?;
+        let (source, name_) = (source.to_string(), name.to_string());
+        let id = self
+            .inner
+            .images
+            .run_blocking(move |s| {
+                s.tag(&source, &name_)?;
+                s.image_id(&source)
+            })
+            .await
+            .map_err(image_err)?;
+        let name = name.to_string();
+        self.inner
+            .events
+            .publish(Kind::Image, "tag", id.as_ref(), &[("name", &name)]);
+        Ok(())
     }
 
     async fn network_create(&self, request: NetworkCreateRequest) -> Result<NetworkCreateResponse> {

@@ -1,7 +1,7 @@
 //! berthd's event bus: what `docker events` shows. The engine publishes one
-//! [`EventMessage`] per lifecycle step (container create/start/die/…, image
-//! load/import/delete, network and volume changes); subscribers get the
-//! live stream, and a bounded history serves `--since`.
+//! [`EventMessage`] per lifecycle step (container create/start/die/exec_*/…,
+//! image load/import/tag/untag/delete, network and volume changes);
+//! subscribers get the live stream, and a bounded history serves `--since`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,9 +19,10 @@ const HISTORY: usize = 4096;
 /// The kind of object an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// A container (`create`, `start`, `die`, `stop`, `kill`, `destroy`, `exec_*`).
+    /// A container (`create`, `start`, `die`, `stop`, `kill`, `destroy`,
+    /// `exec_create`, `exec_start`, `exec_die`).
     Container,
-    /// An image (`load`, `import`, `delete`, `untag`).
+    /// An image (`load`, `import`, `tag`, `untag`, `delete`).
     Image,
     /// A network (`create`, `connect`, `disconnect`, `destroy`).
     Network,

@@ -129,15 +129,21 @@ fn exec(state_root: &Path, id: &str, process_json: &Path) -> anyhow::Result<i32>
     Ok(child.wait()?)
 }
 
+/// Called with the exit code once an exec's exit is recorded (berthd
+/// publishes `exec_die`).
+pub type OnExit = Box<dyn FnOnce(i64) + Send>;
+
 /// Starts exec `exec_id` (already in `execs`) through the helper
 /// `program exec STATE_ROOT CONTAINER PROCESS_JSON`; the output streams
-/// end only after the exit code is recorded (docker reads it right after).
+/// end only after the exit code is recorded (docker reads it right after)
+/// and `on_exit` has run.
 pub fn start(
     execs: std::sync::Arc<Execs>,
     program: &Path,
     state_root: &Path,
     bundle: &Path,
     exec_id: &str,
+    on_exit: OnExit,
 ) -> libswarm::Result<AttachSession> {
     use tokio::io::AsyncReadExt;
     let (container, config) = {
@@ -302,6 +308,7 @@ pub fn start(
             e.pid = 0;
             e.pty = None;
         }
+        on_exit(code);
         drop(out_tx);
     });
     let output =

@@ -202,7 +202,8 @@ async fn route(
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let m = &method;
 
-    // Image names contain slashes: /images/{name...}/json, DELETE /images/{name...}.
+    // Image names contain slashes: /images/{name...}/json, /images/{name...}/tag,
+    // DELETE /images/{name...}.
     if segs.first() == Some(&"images") && segs.len() >= 2 {
         match (m, segs.as_slice()) {
             (&Method::GET, ["images", "json"]) => {
@@ -231,6 +232,16 @@ async fn route(
             (&Method::GET, [_, name @ .., "json"]) if !name.is_empty() => {
                 let name = name.join("/");
                 return Ok(json(StatusCode::OK, &b.image_inspect(&name).await?));
+            }
+            (&Method::POST, [_, name @ .., "tag"]) if !name.is_empty() => {
+                let name = name.join("/");
+                let repo = q
+                    .get("repo")
+                    .filter(|r| !r.is_empty())
+                    .ok_or_else(|| Error::bad_request("query parameter repo: required"))?;
+                let tag = q.get("tag").filter(|t| !t.is_empty());
+                b.image_tag(&name, repo, tag).await?;
+                return Ok(full(StatusCode::CREATED, "text/plain; charset=utf-8", ""));
             }
             (&Method::DELETE, [_, name @ ..]) => {
                 let name = name.join("/");
