@@ -136,6 +136,32 @@ fn a_large_log_stays_on_disk_and_tail_reads_from_the_end() {
 }
 
 #[test]
+fn logs_follow_misses_nothing_of_a_fast_writer() {
+    let Some(d) = start() else { return };
+    const LINES: u32 = 100_000;
+    let script = format!("sleep 0.5; seq 1 {LINES}");
+    d.ok(&[
+        "run", "-d", "--name", "fast", "busybox", "sh", "-c", &script,
+    ]);
+    let mut follow = Command::new(DOCKER)
+        .args(["logs", "-f", "fast"])
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", d.dir.path().join("config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut next = 1u32;
+    for line in BufReader::new(follow.stdout.take().unwrap()).lines() {
+        assert_eq!(line.unwrap(), next.to_string(), "lines in order, none lost");
+        next += 1;
+    }
+    assert!(follow.wait().unwrap().success());
+    assert_eq!(next - 1, LINES);
+    d.ok(&["rm", "fast"]);
+}
+
+#[test]
 fn logs_select_streams_times_and_follow_like_json_file() {
     let Some(d) = start() else { return };
     let script = "echo early; echo oops >&2; sleep 2.2; echo late";

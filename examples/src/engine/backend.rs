@@ -34,6 +34,7 @@ use super::{logs, monitor, stats, top};
 use crate::images::{ImageError, ImageStore, ImportOptions, OverlayMount, Removed};
 
 mod lifecycle;
+mod pull;
 
 /// Where berthd keeps things.
 #[derive(Debug, Clone)]
@@ -54,6 +55,7 @@ struct Inner {
     execs: Arc<Execs>,
     volumes: Arc<Volumes>,
     events: Arc<Events>,
+    registries: std::sync::RwLock<crate::images::RegistryConfig>,
 }
 
 /// The local engine: images from [`ImageStore`], containers run by
@@ -122,6 +124,7 @@ impl LocalBackend {
                 execs: Arc::default(),
                 volumes,
                 events,
+                registries: Default::default(),
             }),
         })
     }
@@ -724,29 +727,19 @@ impl Backend for LocalBackend {
         let id = self.resolve(&map, id)?;
         let r = &map[&id];
         let sel = logs::Selection::of(&options);
-        // The file up to `log_bytes`, then live output from there on: no
-        // gap, no overlap (both taken under the lock).
+        let path = monitor::log_file(&r.dir);
+        let alive = matches!(r.status, Status::Running | Status::Starting);
+        let until_ahead = sel.until.is_none_or(|u| u > now_nanos());
+        if options.follow && alive && until_ahead {
+            // Subscribed under the lock: the run's end cannot slip by.
+            return Ok(logs::follow(path, options.tail, sel, r.live.subscribe()));
+        }
         let span = logs::Span {
-            end: r.log_bytes,
+            end: None,
             tail: options.tail,
             selection: sel,
         };
-        let alive = matches!(r.status, Status::Running | Status::Starting);
-        let until_ahead = sel.until.is_none_or(|u| u > now_nanos());
-        let live = (options.follow && alive && until_ahead).then(|| r.live.subscribe());
-        let span = match live {
-            Some(_) => span,
-            // Not following: everything logged so far.
-            None => logs::Span {
-                end: logs::complete_len(&monitor::log_file(&r.dir)).max(r.log_bytes),
-                ..span
-            },
-        };
-        let file = logs::stream(monitor::log_file(&r.dir), span);
-        Ok(match live {
-            Some(rx) => file.chain(logs::live(rx, sel)).boxed(),
-            None => file,
-        })
+        Ok(logs::stream(path, span))
     }
 
     async fn container_attach(&self, id: &str, options: AttachOptions) -> Result<AttachSession> {
@@ -764,8 +757,10 @@ impl Backend for LocalBackend {
         let alive = r.status != Status::Exited;
         let live = (options.stream && alive).then(|| r.live.subscribe());
         let replay = if options.logs {
+            // The file up to what live listeners have had, then live
+            // output: no gap, no overlap (both taken under the lock).
             let span = logs::Span {
-                end: r.log_bytes,
+                end: Some(r.log_bytes),
                 tail: None,
                 selection: sel,
             };
@@ -903,9 +898,11 @@ impl Backend for LocalBackend {
     }
 
     async fn image_pull(&self, reference: &str) -> Result<()> {
-        Err(Error::not_found(format!(
-            "pull access denied for {reference}: berthd has no registry support yet (use docker load or docker import)"
-        )))
+        // The progress goes to the log until the route streams it.
+        for message in self.pull_image(reference).await? {
+            tracing::info!(%message, "pull");
+        }
+        Ok(())
     }
 
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {

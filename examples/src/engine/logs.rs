@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use libswarm::{BoxStream, LogsOptions, OutputChunk, StreamKind};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::record::{parse_line, Live, LogLine};
 
@@ -193,41 +194,93 @@ impl Iterator for Entries {
 /// What to read of a log file.
 #[derive(Debug, Clone, Copy)]
 pub struct Span {
-    /// Read up to here (the part live output has not covered).
-    pub end: u64,
+    /// Read up to here; `None`: the complete lines the log has when read.
+    pub end: Option<u64>,
     /// Only the last N lines.
     pub tail: Option<usize>,
     /// Which entries.
     pub selection: Selection,
 }
 
-/// Streams the selected entries of the log at `path` (its first
-/// `read.end` bytes), read in blocks on a blocking thread: at most a few
-/// chunks are in memory, and a client that goes away stops the read.
-pub fn stream(path: PathBuf, read: Span) -> BoxStream<libswarm::Result<OutputChunk>> {
+/// Streams the selected entries of the log at `path`, read in blocks on a
+/// blocking thread: at most a few chunks are in memory, and a client that
+/// goes away stops the read.
+pub fn stream(path: PathBuf, span: Span) -> BoxStream<libswarm::Result<OutputChunk>> {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        if let Err(source) = send_entries(&path, read, &tx) {
-            let e = LogError::Io { path, source };
-            tracing::warn!(error = %e, "docker logs");
-            let _ = tx.blocking_send(Err(libswarm::Error::internal(e.to_string())));
+        let end = span.end.unwrap_or_else(|| complete_len(&path));
+        let sent = tail_offset(&path, end, span.tail)
+            .and_then(|start| send_range(&path, start, end, span.selection, &tx));
+        if let Err(source) = sent {
+            report(path, source, &tx);
         }
     });
-    tokio_stream_of(rx)
+    stream_of(rx)
 }
 
-/// Live output from `rx` until the run ends (or an entry after
-/// `--until`); a listener that lags behind the bounded buffer skips what
-/// it missed.
+/// `docker logs -f`: the selected entries the log has, then each entry as
+/// the shim logs it, until the run ends (`live` says `End`) or an entry is
+/// after `--until`. New entries are read from the file too, so a follower
+/// misses nothing however fast the container writes; `live` (subscribed
+/// before the log's end was taken) only wakes the reader.
+pub fn follow(
+    path: PathBuf,
+    tail: Option<usize>,
+    sel: Selection,
+    mut live: tokio::sync::broadcast::Receiver<Live>,
+) -> BoxStream<libswarm::Result<OutputChunk>> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    tokio::spawn(async move {
+        let mut pos = None;
+        let mut ended = false;
+        loop {
+            let (p, tx2) = (path.clone(), tx.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let end = complete_len(&p);
+                let start = match pos {
+                    Some(at) => at,
+                    None => tail_offset(&p, end, tail)?,
+                };
+                let flow = send_range(&p, start, end.max(start), sel, &tx2)?;
+                Ok::<_, std::io::Error>((end.max(start), flow))
+            })
+            .await;
+            match read {
+                Ok(Ok((end, Flow::More))) => pos = Some(end),
+                Ok(Ok((_, Flow::Done))) | Err(_) => return,
+                Ok(Err(source)) => return report(path, source, &tx),
+            }
+            if ended {
+                return;
+            }
+            tokio::select! {
+                woke = live.recv() => ended = matches!(woke, Ok(Live::End) | Err(RecvError::Closed)),
+                () = tx.closed() => return,
+            }
+            // One read for everything queued meanwhile.
+            loop {
+                match live.try_recv() {
+                    Ok(Live::End) | Err(TryRecvError::Closed) => ended = true,
+                    Ok(Live::Chunk(_)) | Err(TryRecvError::Lagged(_)) => continue,
+                    Err(TryRecvError::Empty) => {}
+                }
+                break;
+            }
+        }
+    });
+    stream_of(rx)
+}
+
+/// Live output from `rx` until the run ends (attach); a listener that
+/// lags behind the bounded buffer skips what it missed.
 pub fn live(
     rx: tokio::sync::broadcast::Receiver<Live>,
     sel: Selection,
 ) -> BoxStream<libswarm::Result<OutputChunk>> {
-    use tokio::sync::broadcast::error::RecvError;
     futures::stream::unfold(rx, move |mut rx| async move {
         loop {
             match rx.recv().await {
-                Ok(Live::Chunk(l)) if sel.too_late(l.time) => return None,
                 Ok(Live::Chunk(l)) if sel.too_early(l.time) || !sel.wants(l.stream) => continue,
                 Ok(Live::Chunk(l)) => return Some((Ok(l.chunk(sel.timestamps)), rx)),
                 Ok(Live::End) | Err(RecvError::Closed) => return None,
@@ -241,33 +294,60 @@ pub fn live(
     .boxed()
 }
 
-fn tokio_stream_of<T: Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> BoxStream<T> {
+fn stream_of<T: Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> BoxStream<T> {
     futures::stream::unfold(rx, |mut rx| async move { Some((rx.recv().await?, rx)) }).boxed()
 }
 
 type ChunkTx = tokio::sync::mpsc::Sender<libswarm::Result<OutputChunk>>;
 
-/// Reads and sends; `Ok` also when the client went away.
-fn send_entries(path: &Path, read: Span, tx: &ChunkTx) -> std::io::Result<()> {
-    let sel = read.selection;
-    let start = match read.tail {
-        Some(n) => match File::open(path) {
-            Ok(mut f) => tail_start(&mut f, read.end, n)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        },
-        None => 0,
-    };
-    let entries = match Entries::open(path, start, read.end) {
+fn report(path: PathBuf, source: std::io::Error, tx: &ChunkTx) {
+    let e = LogError::Io { path, source };
+    tracing::warn!(error = %e, "docker logs");
+    let _ = tx.try_send(Err(libswarm::Error::internal(e.to_string())));
+}
+
+/// Where a read of the first `end` bytes starts: the last `tail` lines,
+/// or the start (also when there is no log yet).
+fn tail_offset(path: &Path, end: u64, tail: Option<usize>) -> std::io::Result<u64> {
+    let Some(n) = tail else { return Ok(0) };
+    match File::open(path) {
+        Ok(mut f) => tail_start(&mut f, end, n),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(end),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a read may go on.
+enum Flow {
+    /// The next entries are wanted.
+    More,
+    /// An entry after `--until`, or the client went away.
+    Done,
+}
+
+/// Sends the selected entries of `[start, end)`.
+fn send_range(
+    path: &Path,
+    start: u64,
+    end: u64,
+    sel: Selection,
+    tx: &ChunkTx,
+) -> std::io::Result<Flow> {
+    if start >= end {
+        return Ok(Flow::More);
+    }
+    let entries = match Entries::open(path, start, end) {
         Ok(e) => e,
         // Never started: no log yet.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Flow::More),
         Err(e) => return Err(e),
     };
     let mut batch = Batch::default();
+    let mut flow = Flow::More;
     for entry in entries {
         let l = entry?;
         if sel.too_late(l.time) {
+            flow = Flow::Done;
             break;
         }
         if sel.too_early(l.time) || !sel.wants(l.stream) {
@@ -275,14 +355,16 @@ fn send_entries(path: &Path, read: Span, tx: &ChunkTx) -> std::io::Result<()> {
         }
         if let Some(full) = batch.add(&l, sel.timestamps) {
             if tx.blocking_send(Ok(full)).is_err() {
-                return Ok(());
+                return Ok(Flow::Done);
             }
         }
     }
     if let Some(last) = batch.take() {
-        let _ = tx.blocking_send(Ok(last));
+        if tx.blocking_send(Ok(last)).is_err() {
+            return Ok(Flow::Done);
+        }
     }
-    Ok(())
+    Ok(flow)
 }
 
 /// Consecutive lines of one stream, joined (fewer, larger frames).
@@ -332,7 +414,7 @@ mod tests {
             .build()
             .unwrap();
         let read = Span {
-            end,
+            end: Some(end),
             tail,
             selection: sel,
         };
@@ -395,6 +477,43 @@ mod tests {
         // Only the part before `end` is read.
         let first = tail_start(&mut File::open(f.path()).unwrap(), end, 4).unwrap();
         assert_eq!(read_all(f.path(), first, None, all), b"a\n");
+    }
+
+    #[test]
+    fn follow_reads_every_entry_from_the_file_even_when_wakeups_lag() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let f = write_log(&[(StreamKind::Stdout, "old\n", 1)]);
+        let path = f.path().to_path_buf();
+        let out = rt.block_on(async move {
+            // A tiny wake-up buffer: the follower lags behind it.
+            let (live, rx) = tokio::sync::broadcast::channel(4);
+            let mut s = follow(path.clone(), Some(1), Selection::streams(true, true), rx);
+            let first = s.next().await.unwrap().unwrap();
+            assert_eq!(&first.data[..], b"old\n");
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            for i in 0..2000 {
+                let l = &split_lines_at(StreamKind::Stderr, format!("{i}\n").as_bytes(), 2)[0];
+                writeln!(log, "{}", json_line(l)).unwrap();
+                let _ = live.send(Live::Chunk(l.clone()));
+            }
+            let _ = live.send(Live::End);
+            let mut out = Vec::new();
+            while let Some(c) = s.next().await {
+                let c = c.unwrap();
+                assert_eq!(c.stream, StreamKind::Stderr);
+                out.extend_from_slice(&c.data);
+            }
+            out
+        });
+        let want: String = (0..2000).map(|i| format!("{i}\n")).collect();
+        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
     #[test]
