@@ -334,6 +334,26 @@ fn links_name_the_target_in_hosts_and_environment() {
     ]);
     assert!(hosts.contains(&format!("{ip}\tdb dbhost\n")), "{hosts}");
 
+    // The target restarts with another address: the linking container's
+    // /etc/hosts follows.
+    d.ok(&[
+        "run", "-d", "--name", "app", "--link", "db:d", "busybox", "sleep", "300",
+    ]);
+    d.ok(&["restart", "-t", "0", "db"]);
+    let moved = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+    let moved = moved.trim();
+    assert_ne!(
+        moved, ip,
+        "the bridge's IPAM hands out addresses round robin"
+    );
+    let hosts = d.ok(&["exec", "app", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{moved}\td dbhost db\n")),
+        "{hosts}"
+    );
+    assert!(!hosts.contains(&format!("{ip}\t")), "{hosts}");
+    d.ok(&["rm", "-f", "app"]);
+
     // Refusals, each leaving nothing behind.
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
     d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "linknet"]);

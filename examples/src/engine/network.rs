@@ -435,6 +435,10 @@ fn in_subnet(net: &NetworkInfo, addr: IpAddr) -> Result<()> {
 const USER_NETWORK_LINKS: &str =
     "--link on a user-defined network is not supported by berthd (use --network-alias)";
 
+/// A container's link variables, and its targets as (id, the names of
+/// their /etc/hosts lines).
+type Linked = (Vec<String>, Vec<(String, String)>);
+
 /// Refuses `EndpointSettings.Links` (see [`USER_NETWORK_LINKS`]).
 fn refuse_endpoint_links(settings: Option<&EndpointSettings>) -> Result<()> {
     if settings.is_some_and(|s| s.links.as_ref().is_some_and(|l| !l.is_empty())) {
@@ -558,6 +562,8 @@ struct Attached {
     shared_by: BTreeSet<String>,
     /// `--link` variables for the spec, until the backend takes them.
     link_env: Vec<String>,
+    /// `--link` targets: (id, the names of its /etc/hosts line).
+    links: Vec<(String, String)>,
 }
 
 /// What berthd keeps of an [`Attached`] in the container's directory
@@ -571,6 +577,8 @@ struct Saved {
     parked: Vec<(String, String, EndpointConfig)>,
     #[serde(default)]
     shared_by: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    links: Vec<(String, String)>,
 }
 
 const SAVED: &str = "network.json";
@@ -584,6 +592,7 @@ impl Attached {
             extra: self.extra.clone(),
             parked: self.parked.clone(),
             shared_by: self.shared_by.clone(),
+            links: self.links.clone(),
         };
         let path = self.hosts.with_file_name(SAVED);
         let tmp = self.hosts.with_file_name(".network.json.tmp");
@@ -702,7 +711,7 @@ impl Networking {
         self.pick_free_ports(&mut ports);
         let dns = net.config.name != DEFAULT_NETWORK;
         let mut extra = extra_hosts(host, &net)?;
-        let link_env = self.linked(name, links, dns, &mut extra)?;
+        let (link_env, link_hosts) = self.linked(name, links, dns, &mut extra)?;
         // --network-alias and --ip, keyed by the network as the client named it.
         let wanted = host.network_mode.as_deref().unwrap_or("");
         let settings = body
@@ -759,6 +768,7 @@ impl Networking {
             extra,
             shared_by: BTreeSet::new(),
             link_env,
+            links: link_hosts,
         };
         let written = base
             .and_then(|b| std::fs::write(&resolv_conf, resolv_conf_text(&b, host, dns)))
@@ -777,22 +787,24 @@ impl Networking {
     }
 
     /// `--link` targets of container `name` on the default bridge: their
-    /// /etc/hosts entries go into `extra`; returns the link variables.
+    /// /etc/hosts entries go into `extra`; returns the link variables and
+    /// (target id, hosts names) to follow the targets' restarts.
     fn linked(
         &self,
         name: &str,
         links: &[links::Target],
         user_network: bool,
         extra: &mut Vec<(String, IpAddr)>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Linked> {
         if links.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         if user_network {
             return Err(Error::bad_request(USER_NETWORK_LINKS));
         }
         let map = self.lock();
         let mut env = Vec::new();
+        let mut hosts = Vec::new();
         for t in links {
             if !t.running {
                 return Err(Error::conflict(format!(
@@ -812,9 +824,40 @@ impl Networking {
                 )));
             };
             extra.extend(addrs.iter().map(|a| links::hosts_entry(t, *a)));
+            hosts.push((t.id.clone(), links::hosts_entry(t, v4).0));
             env.extend(links::env_vars(name, t, v4));
         }
-        Ok(env)
+        Ok((env, hosts))
+    }
+
+    /// Container `id` joined the default bridge again (with new
+    /// addresses): the /etc/hosts lines of the containers linked to it
+    /// follow, as Docker's parent hosts updates.
+    fn update_linking_hosts(map: &mut HashMap<String, Attached>, id: &str) {
+        let addrs: Vec<IpAddr> = map
+            .get(id)
+            .and_then(|a| a.endpoints.get(DEFAULT_NETWORK))
+            .map(|ep| ep.addresses.iter().map(|a| a.addr()).collect())
+            .unwrap_or_default();
+        if addrs.is_empty() {
+            return;
+        }
+        for p in map.values_mut() {
+            let names: Vec<String> = (p.links.iter())
+                .filter(|(t, _)| t == id)
+                .map(|(_, n)| n.clone())
+                .collect();
+            for n in &names {
+                p.extra.retain(|(e, _)| e != n);
+                p.extra.extend(addrs.iter().map(|a| (n.clone(), *a)));
+            }
+            if !names.is_empty() {
+                p.save();
+                if let Err(e) = p.write_hosts() {
+                    tracing::warn!(container = %p.name, error = %e, "updating a link in /etc/hosts");
+                }
+            }
+        }
     }
 
     /// The `--link` variables of a container just attached (once).
@@ -945,6 +988,7 @@ impl Networking {
                 extra: saved.extra,
                 shared_by: saved.shared_by,
                 link_env: Vec::new(),
+                links: saved.links,
             };
             self.lock().insert(sb.config.container_id.clone(), attached);
         }
@@ -1011,8 +1055,11 @@ impl Networking {
         };
         a.endpoints.extend(joined);
         a.save();
-        a.write_hosts()
-            .map_err(|e| Error::internal(format!("writing {}: {e}", a.hosts.display())))
+        let written = a
+            .write_hosts()
+            .map_err(|e| Error::internal(format!("writing {}: {e}", a.hosts.display())));
+        Self::update_linking_hosts(&mut map, id);
+        written
     }
 
     /// Leaves and deletes the container's endpoints and its sandbox.

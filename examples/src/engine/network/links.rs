@@ -121,8 +121,7 @@ pub fn hosts_entry(t: &Target, ip: IpAddr) -> (String, IpAddr) {
 }
 
 /// The variables Docker sets in a container `parent` for a link to `t`
-/// at `ip` (Docker's `links.EnvVars`, without its `_START`/`_END`
-/// variables for runs of consecutive ports).
+/// at `ip` (Docker's `links.Link.ToEnv`).
 pub fn env_vars(parent: &str, t: &Target, ip: IpAddr) -> Vec<String> {
     let prefix = t.alias.to_uppercase().replace('-', "_");
     let mut ports: Vec<(u16, &str)> = t
@@ -133,10 +132,31 @@ pub fn env_vars(parent: &str, t: &Target, ip: IpAddr) -> Vec<String> {
             Some((n.parse().ok()?, proto))
         })
         .collect();
-    ports.sort();
+    // By number, tcp first among equal numbers; the first is the default.
+    ports.sort_by_key(|&(n, proto)| (n, proto != "tcp", proto));
     let mut env = Vec::new();
     if let Some((n, proto)) = ports.first() {
         env.push(format!("{prefix}_PORT={proto}://{ip}:{n}"));
+    }
+    // Runs of at least three consecutive entries also get _START/_END
+    // variables, keyed by the run's first port.
+    let mut i = 0;
+    while i < ports.len() {
+        let j = run_end(&ports, i);
+        if j > i + 1 {
+            let ((n, proto), (m, last)) = (ports[i], ports[j]);
+            let key = format!("{prefix}_PORT_{n}_{}", proto.to_uppercase());
+            env.push(format!("{key}_START={proto}://{ip}:{n}"));
+            env.push(format!("{key}_ADDR={ip}"));
+            env.push(format!("{key}_PROTO={proto}"));
+            env.push(format!("{key}_PORT_START={n}"));
+            let end = format!("{prefix}_PORT_{n}_{}", last.to_uppercase());
+            env.push(format!("{end}_END={last}://{ip}:{m}"));
+            env.push(format!("{end}_PORT_END={m}"));
+            i = j + 1;
+        } else {
+            i += 1;
+        }
     }
     for (n, proto) in &ports {
         let key = format!("{prefix}_PORT_{n}_{}", proto.to_uppercase());
@@ -152,6 +172,16 @@ pub fn env_vars(parent: &str, t: &Target, ip: IpAddr) -> Vec<String> {
         }
     }
     env
+}
+
+/// The index of the last entry of the run starting at `i`, where each
+/// entry's number is at most one more than the run's count so far (Docker
+/// counts entries, not distinct numbers, so 80/tcp and 80/udp extend a run).
+fn run_end(ports: &[(u16, &str)], i: usize) -> usize {
+    let start = u32::from(ports[i].0);
+    (ports.iter().enumerate().skip(i + 1))
+        .find(|(k, (n, _))| u32::from(*n) > start + (k - i) as u32)
+        .map_or(ports.len() - 1, |(k, _)| k - 1)
 }
 
 /// `vars` added to the spec's process environment; the container's own
@@ -224,6 +254,27 @@ mod tests {
                 "WEB_DB_ENV_EMPTY=",
             ]
         );
+        let ranged = Target {
+            alias: "r".into(),
+            exposed: ["7000/tcp", "7001/tcp", "7002/tcp", "9000/udp"]
+                .map(String::from)
+                .to_vec(),
+            env: vec![],
+            ..target()
+        };
+        let env = env_vars("web", &ranged, ip);
+        for want in [
+            "R_PORT=tcp://172.17.0.5:7000",
+            "R_PORT_7000_TCP_START=tcp://172.17.0.5:7000",
+            "R_PORT_7000_TCP_PORT_START=7000",
+            "R_PORT_7000_TCP_END=tcp://172.17.0.5:7002",
+            "R_PORT_7000_TCP_PORT_END=7002",
+            "R_PORT_7001_TCP_PORT=7001",
+            "R_PORT_9000_UDP_PROTO=udp",
+        ] {
+            assert!(env.contains(&want.to_string()), "{want} not in {env:?}");
+        }
+        assert!(!env.iter().any(|e| e.starts_with("R_PORT_9000_UDP_START")));
         assert_eq!(
             hosts_entry(&target(), ip),
             ("web-db ffffffffffff db".to_string(), ip)
