@@ -49,6 +49,11 @@ struct Args {
     /// NAME.json), instead of /run/docker/plugins and /etc/docker/plugins.
     #[arg(long)]
     volume_plugin_dir: Vec<std::path::PathBuf>,
+    /// Pull from this registry (`host[:port]`, or a host for any port)
+    /// over plain HTTP, as dockerd's `--insecure-registry`; loopback
+    /// registries always are. Repeat for several.
+    #[arg(long)]
+    insecure_registry: Vec<String>,
     /// Stop the running containers when berthd exits (SIGTERM, then
     /// SIGKILL after their stop timeout) instead of leaving them running.
     #[arg(long)]
@@ -97,6 +102,7 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         shim_program: std::env::current_exe().context("finding berthd's own path")?,
     })
     .context("--root")?;
+    engine.set_insecure_registries(args.insecure_registry.clone());
     if !args.volume_plugin_dir.is_empty() {
         engine.set_volume_plugin_dirs(args.volume_plugin_dir.clone());
     }

@@ -10,6 +10,8 @@
 //! - [`ImageStore::load`]: `docker load` of docker-save or OCI archives
 //! - [`ImageStore::import`]: `docker import` of a rootfs tar
 //! - [`ImageStore::save`]: `docker save`
+//! - [`ImageStore::pull`]: `docker pull` from a registry ([`RemoteRef`],
+//!   [`RegistryConfig`])
 //! - [`ImageStore::list`], [`ImageStore::inspect`], [`ImageStore::tag`],
 //!   [`ImageStore::remove`]: `docker images`, `image inspect`, `tag`, `rmi`
 //! - [`ImageStore::runtime_config`]: what a container takes from the image
@@ -40,7 +42,9 @@ mod inspect;
 mod layout;
 mod load;
 mod overlay;
+mod pull;
 mod reference;
+mod registry;
 mod remove;
 mod runtime_config;
 mod staging;
@@ -61,7 +65,9 @@ pub use inspect::{Empty, ImageInspect, ImageSummary, InspectConfig, InspectRootF
 pub use load::LoadedImage;
 pub use oci_spec::image::Digest;
 pub use overlay::{overlay_options, OverlayMount};
+pub use pull::{PullProgress, PulledImage};
 pub use reference::ImageRef;
+pub use registry::{RegistryConfig, RegistryError, RegistryResult, RemoteRef};
 pub use remove::{ImageUsage, NoContainers, Removed};
 pub use runtime_config::ImageRuntimeConfig;
 pub use store::ImageStore;

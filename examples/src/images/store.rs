@@ -209,6 +209,18 @@ impl ImageStore {
         index: &oci_spec::image::ImageIndex,
         reference: &str,
     ) -> Result<(Digest, Option<ImageRef>)> {
+        // `name@sha256:…` (pulled by digest): the manifest of that digest
+        // (the store keeps no per-repository digests, so the name is not
+        // checked).
+        if let Some((_, digest)) = reference.split_once('@') {
+            let not_found = || ImageError::NotFound(reference.to_string());
+            let wanted = parse_sha256(digest, "digest").map_err(|_| not_found())?;
+            return tags::manifests(index)
+                .iter()
+                .find(|d| d.digest() == &wanted)
+                .map(|d| (d.digest().clone(), None))
+                .ok_or_else(not_found);
+        }
         let id_prefix = reference.strip_prefix("sha256:");
         if id_prefix.is_none() {
             if let Ok(name) = reference.parse::<ImageRef>() {

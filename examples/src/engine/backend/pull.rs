@@ -1,0 +1,140 @@
+//! `docker pull` (`POST /images/create?fromImage=…`) through the image
+//! store's registry client: Docker's JSON progress messages, the `pull`
+//! event, and Docker's errors ("manifest unknown", "dial tcp …").
+//!
+//! `docker run` of an image that is not here needs nothing more: create
+//! answers 404 "No such image", and the CLI says "Unable to find image …
+//! locally", pulls, and creates again, as against dockerd.
+
+use std::sync::{Arc, Mutex};
+
+use libswarm::{Error, Result};
+use serde_json::{json, Value};
+
+use super::{image_err, LocalBackend};
+use crate::engine::events::Kind;
+use crate::images::{PullProgress, RegistryConfig, RegistryError, RemoteRef};
+
+/// The short layer ID Docker's progress lines show.
+fn short(digest: &crate::images::Digest) -> String {
+    digest.digest().chars().take(12).collect()
+}
+
+/// One Docker JSON progress message for `p`.
+pub(crate) fn progress_message(p: &PullProgress) -> Value {
+    match p {
+        PullProgress::Resolved {
+            reference,
+            repository,
+        } => json!({ "status": format!("Pulling from {repository}"), "id": reference }),
+        PullProgress::Layer { digest, status } => {
+            json!({ "status": status, "progressDetail": {}, "id": short(digest) })
+        }
+    }
+}
+
+/// A registry error as the Docker API error docker's CLI prints.
+pub(crate) fn registry_err(e: RegistryError) -> Error {
+    match e {
+        e @ (RegistryError::ManifestUnknown { .. } | RegistryError::Denied { .. }) => {
+            Error::not_found(e.to_string())
+        }
+        e @ RegistryError::InvalidReference { .. } => Error::bad_request(e.to_string()),
+        RegistryError::Store(e) => image_err(e),
+        e => Error::internal(e.to_string()),
+    }
+}
+
+impl LocalBackend {
+    /// Talk plain HTTP to these registries (berthd's
+    /// `--insecure-registry`), besides loopback ones; call before serving.
+    pub fn set_insecure_registries(&self, registries: Vec<String>) {
+        let config = registries
+            .into_iter()
+            .fold(RegistryConfig::new(), RegistryConfig::insecure);
+        if let Ok(mut c) = self.inner.registries.write() {
+            *c = config;
+        }
+    }
+
+    /// Pull `reference` into the image store; returns Docker's JSON
+    /// progress messages, ending with `Digest:` and `Status:` lines.
+    ///
+    /// ```no_run
+    /// # async fn f(engine: examples::engine::LocalBackend) -> libswarm::Result<()> {
+    /// for message in engine.pull_image("127.0.0.1:5000/busybox:latest").await? {
+    ///     println!("{message}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn pull_image(&self, reference: &str) -> Result<Vec<Value>> {
+        let remote: RemoteRef = reference.parse().map_err(registry_err)?;
+        let config = self
+            .inner
+            .registries
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let pulled = self
+            .inner
+            .images
+            .pull(reference, &config, move |p| {
+                tracing::debug!(?p, "pull progress");
+                if let Ok(mut m) = sink.lock() {
+                    m.push(progress_message(&p));
+                }
+            })
+            .await
+            .map_err(registry_err)?;
+        let shown = remote.familiar();
+        let mut messages = std::mem::take(&mut *messages.lock().unwrap_or_else(|p| p.into_inner()));
+        messages.push(json!({ "status": format!("Digest: {}", pulled.digest) }));
+        messages.push(json!({
+            "status": if pulled.updated {
+                format!("Status: Downloaded newer image for {shown}")
+            } else {
+                format!("Status: Image is up to date for {shown}")
+            }
+        }));
+        let name = remote.familiar_repo();
+        self.inner
+            .events
+            .publish(Kind::Image, "pull", &shown, &[("name", &name)]);
+        Ok(messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_are_dockers() {
+        let d = crate::images::sha256_of(b"layer");
+        let m = progress_message(&PullProgress::Layer {
+            digest: d.clone(),
+            status: "Pull complete",
+        });
+        assert_eq!(m["id"], d.digest()[..12]);
+        assert_eq!(m["status"], "Pull complete");
+        let m = progress_message(&PullProgress::Resolved {
+            reference: "latest".into(),
+            repository: "library/busybox".into(),
+        });
+        assert_eq!(m["status"], "Pulling from library/busybox");
+        assert_eq!(m["id"], "latest");
+    }
+
+    #[test]
+    fn errors_keep_dockers_kinds() {
+        let unknown = registry_err(RegistryError::ManifestUnknown {
+            reference: "127.0.0.1:1/busybox:nope".into(),
+        });
+        assert_eq!(unknown.http_status(), 404);
+        assert!(unknown.to_string().contains("manifest unknown"));
+        let bad = registry_err("Bad".parse::<RemoteRef>().unwrap_err());
+        assert_eq!(bad.http_status(), 400);
+    }
+}

@@ -1,0 +1,396 @@
+//! Registry pulls: the real docker CLI against berthd, pulling from a
+//! local registry (Debian's `docker-registry`, the CNCF distribution
+//! registry) that the test starts on a free loopback port with a temp
+//! config and storage, and fills with busybox through `skopeo copy`. A
+//! small fake registry in the test serves a corrupt and a truncated blob.
+//!
+//! Skips with a printed reason when not root, without the docker CLI, or
+//! without docker-registry or skopeo (CI installs both: .ci/apt-packages).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use examples::images::{sha256_of, ImageStore, PullProgress, RegistryConfig};
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+const SKOPEO: &str = "/usr/bin/skopeo";
+
+/// A docker-registry on 127.0.0.1:<free port>; Drop kills it and removes
+/// its config and storage.
+struct LocalRegistry {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl LocalRegistry {
+    fn start() -> Option<Self> {
+        for tool in [REGISTRY, SKOPEO] {
+            if !Path::new(tool).is_file() {
+                eprintln!("SKIP: {tool} is not installed (apt-get install docker-registry skopeo)");
+                return None;
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("registry")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(REGISTRY)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Self { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while http_get(port, "/v2/").is_none() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Push the busybox image (a `docker save` archive) as `name:tag`;
+    /// returns the manifest digest the registry knows it by.
+    fn push_busybox(&self, name_tag: &str) -> String {
+        let archive = self.dir.path().join("busybox.tar");
+        if !archive.exists() {
+            examples::images::write_busybox_image_archive(std::fs::File::create(&archive).unwrap())
+                .unwrap();
+        }
+        let dest = format!("docker://{}/{name_tag}", self.host());
+        let src = format!("docker-archive:{}", archive.display());
+        let out = Command::new(SKOPEO)
+            .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+            .args([&src, &dest])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(SKOPEO)
+            .args([
+                "--insecure-policy",
+                "inspect",
+                "--tls-verify=false",
+                "--format",
+                "{{.Digest}}",
+            ])
+            .arg(&dest)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A bare HTTP/1.0 GET on loopback: the status line, if any answer came.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer.lines().next().map(str::to_string)
+}
+
+/// Files under `dir`, recursively (to show that a failed pull left none).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(files_under(&p));
+        }
+        out.push(p);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn pull_run_digest_and_errors_through_the_docker_cli() {
+    let Some(d) = start() else { return };
+    let Some(registry) = LocalRegistry::start() else {
+        return;
+    };
+    let host = registry.host();
+    let digest = registry.push_busybox("busybox:latest");
+    let image = format!("{host}/busybox");
+
+    let out = d.docker(&["pull", &image]);
+    assert_eq!(out.code, 0, "docker pull: {}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("{image}:latest")),
+        "{}",
+        out.stdout
+    );
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains(&format!("{image}:latest")), "{images}");
+    let out = d.docker(&["run", "--rm", &image, "echo", "ok"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "ok\n"),
+        "{}",
+        out.stderr
+    );
+
+    // docker run of an image that is not here pulls it first.
+    d.ok(&["rmi", &image]);
+    let out = d.docker(&["run", "--rm", &image, "echo", "pulled"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "pulled\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("Unable to find image '{image}:latest' locally")),
+        "{}",
+        out.stderr
+    );
+
+    // By digest: the image is there untagged and runs by that reference.
+    d.ok(&["rmi", &image]);
+    let pinned = format!("{image}@{digest}");
+    let out = d.docker(&["pull", &pinned]);
+    assert_eq!(out.code, 0, "docker pull by digest: {}", out.stderr);
+    let out = d.docker(&["run", "--rm", &pinned, "echo", "pinned"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "pinned\n"),
+        "{}",
+        out.stderr
+    );
+
+    // Docker's errors: an unknown tag, an unreachable registry.
+    let out = d.docker(&["pull", &format!("{image}:nope")]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains(&format!("manifest for {image}:nope not found"))
+            && out.stderr.contains("manifest unknown"),
+        "{}",
+        out.stderr
+    );
+    let dead = format!("127.0.0.1:{}", free_port());
+    let out = d.docker(&["pull", &format!("{dead}/busybox")]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains(&format!("dial tcp {dead}"))
+            && out.stderr.contains("connection refused"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(containers_left(&d), 0);
+}
+
+/// What the store reports while pulling, and that layers it has are not
+/// fetched again.
+#[test]
+fn store_pull_reports_progress_and_skips_present_layers() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: unpacking layers needs root (file owners)");
+        return;
+    }
+    let Some(registry) = LocalRegistry::start() else {
+        return;
+    };
+    let digest = registry.push_busybox("busybox:latest");
+    registry.push_busybox("other:1");
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pull = |reference: String| {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let pulled = rt
+            .block_on(store.pull(&reference, &RegistryConfig::new(), move |p| {
+                sink.lock().unwrap().push(p)
+            }))
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        (pulled, seen)
+    };
+    let statuses = |seen: &[PullProgress]| -> Vec<&'static str> {
+        seen.iter()
+            .filter_map(|p| match p {
+                PullProgress::Layer { status, .. } => Some(*status),
+                PullProgress::Resolved { .. } => None,
+            })
+            .collect()
+    };
+
+    let (first, seen) = pull(format!("{}/busybox", registry.host()));
+    assert!(first.updated);
+    assert_eq!(first.digest.to_string(), digest);
+    assert_eq!(
+        seen[0],
+        PullProgress::Resolved {
+            reference: "latest".into(),
+            repository: "busybox".into()
+        }
+    );
+    assert_eq!(
+        statuses(&seen),
+        ["Pulling fs layer", "Download complete", "Pull complete"]
+    );
+    let name = format!("{}/busybox:latest", registry.host());
+    assert_eq!(store.image_id(&name).unwrap(), first.id);
+
+    let (again, _) = pull(format!("{}/busybox", registry.host()));
+    assert!(!again.updated, "a second pull is up to date");
+
+    let (other, seen) = pull(format!("{}/other:1", registry.host()));
+    assert!(other.updated);
+    assert_eq!(statuses(&seen), ["Already exists"]);
+    assert_eq!(other.id, first.id);
+    assert!(files_under(&dir.path().join("tmp")).is_empty());
+}
+
+/// A fake registry serving one image whose layer is corrupt (`bad`) or
+/// cut short (`cut`); the thread ends with the test process.
+fn fake_registry() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let layer = {
+        let mut tar = Vec::new();
+        examples::images::write_busybox_rootfs_tar(&mut tar).unwrap();
+        tar
+    };
+    let diff_id = sha256_of(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    )
+    .into_bytes();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff_id}","size":{}}}]}}"#,
+        sha256_of(&config),
+        config.len(),
+        layer.len()
+    )
+    .into_bytes();
+    let config_path = format!("/blobs/{}", sha256_of(&config));
+    let layer_path = format!("/blobs/{diff_id}");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut req = Vec::new();
+            let mut byte = [0u8; 1];
+            while !req.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                req.push(byte[0]);
+            }
+            let req = String::from_utf8_lossy(&req);
+            let path = req.split(' ').nth(1).unwrap_or("");
+            let (repo, rest) = path
+                .strip_prefix("/v2/")
+                .and_then(|p| p.split_once('/'))
+                .unwrap_or(("", path));
+            let rest = format!("/{rest}");
+            let (status, ctype, body, length): (&str, &str, Vec<u8>, usize) =
+                if rest == "/manifests/latest" {
+                    let t = "application/vnd.oci.image.manifest.v1+json";
+                    ("200 OK", t, manifest.clone(), manifest.len())
+                } else if rest == config_path {
+                    (
+                        "200 OK",
+                        "application/octet-stream",
+                        config.clone(),
+                        config.len(),
+                    )
+                } else if rest == layer_path && repo == "bad" {
+                    let mut corrupt = layer.clone();
+                    corrupt[600] ^= 0xff;
+                    ("200 OK", "application/octet-stream", corrupt, layer.len())
+                } else if rest == layer_path && repo == "cut" {
+                    let half = layer[..layer.len() / 2].to_vec();
+                    ("200 OK", "application/octet-stream", half, layer.len())
+                } else {
+                    (
+                        "404 Not Found",
+                        "application/json",
+                        br#"{"errors":[]}"#.to_vec(),
+                        13,
+                    )
+                };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn corrupt_or_cut_blob_leaves_no_partial_image() {
+    let Some(d) = start() else { return };
+    let port = fake_registry();
+    let images_dir = d.root().join("images");
+    let before = files_under(&images_dir);
+    let index = std::fs::read(images_dir.join("index.json")).unwrap();
+
+    let out = d.docker(&["pull", &format!("127.0.0.1:{port}/bad")]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("digest mismatch"), "{}", out.stderr);
+    let out = d.docker(&["pull", &format!("127.0.0.1:{port}/cut")]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+
+    assert_eq!(files_under(&images_dir), before, "a failed pull left files");
+    assert_eq!(std::fs::read(images_dir.join("index.json")).unwrap(), index);
+    let out = d.docker(&["run", "--rm", &format!("127.0.0.1:{port}/bad"), "true"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("Unable to find image"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(files_under(&images_dir), before);
+}
