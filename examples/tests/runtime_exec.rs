@@ -392,8 +392,8 @@ fn exec_tty_sends_the_master_and_applies_the_container_capabilities() {
     };
     let exec_status = env.ok(&["exec", &id, "cat", "/proc/self/status"]);
     assert_eq!(bnd(&exec_status), bnd(&status));
-    // --tty without a console socket and without a terminal: clear error.
-    let o = env.out(&["exec", "--tty", &id, "true"]);
+    // --tty --detach without a console socket: nobody would get the pty.
+    let o = env.out(&["exec", "--tty", "--detach", &id, "true"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("console-socket"));
     let sock = env.dir.path().join("exec-console.sock");

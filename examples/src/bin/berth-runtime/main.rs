@@ -4,6 +4,7 @@
 //! and one line in [`Command`].
 
 mod commands;
+mod tty;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

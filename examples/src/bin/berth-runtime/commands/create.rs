@@ -9,6 +9,7 @@ use libcontainer::lsm::LsmHost;
 use libcontainer::security::ProcessSecurity;
 use libcontainer::ContainerBuilder;
 
+use crate::tty::MasterReceiver;
 use crate::Globals;
 
 /// Create a container.
@@ -33,10 +34,15 @@ pub struct Args {
     pub id: String,
 }
 
+/// runc's refusal of a terminal nobody would receive.
+pub const DETACHED_TTY: &str = "process.terminal: cannot allocate tty if runc will detach without setting console socket (--console-socket)";
+
 /// Build the builder both `create` and `run` use: cgroups from
 /// linux.resources (made before clone, removed by `delete`), and the
 /// process security (capabilities, LSM labels, seccomp compiled before fork
-/// and cached under `<root>/.seccomp`).
+/// and cached under `<root>/.seccomp`). A `foreground` run of a
+/// process.terminal spec without a console socket gets a socket pair:
+/// berth-runtime receives the master and proxies (`crate::tty`).
 pub fn builder(
     g: &Globals,
     bundle: &Path,
@@ -44,7 +50,7 @@ pub fn builder(
     console_socket: Option<&PathBuf>,
     foreground: bool,
     id: &str,
-) -> anyhow::Result<ContainerBuilder> {
+) -> anyhow::Result<(ContainerBuilder, Option<MasterReceiver>)> {
     let spec = load_spec(&bundle.join("config.json"))?;
     let abs_bundle = bundle
         .canonicalize()
@@ -70,26 +76,30 @@ pub fn builder(
     if let Some(p) = pid_file {
         b = b.pid_file(p);
     }
+    let size = console_size.map(|(h, w)| {
+        (
+            u16::try_from(h).unwrap_or(u16::MAX),
+            u16::try_from(w).unwrap_or(u16::MAX),
+        )
+    });
+    let mut receiver = None;
     if terminal {
-        match console_socket {
-            Some(sock) => {
-                let mut console = Console::to_socket(sock)?;
-                if let Some((h, w)) = console_size {
-                    console = console.size(
-                        u16::try_from(h).unwrap_or(u16::MAX),
-                        u16::try_from(w).unwrap_or(u16::MAX),
-                    );
-                }
-                b = b.console(console)
+        let console = match console_socket {
+            Some(sock) => Console::to_socket(sock)?,
+            None if foreground => {
+                let (console, ours) = crate::tty::console_pair(size)?;
+                receiver = Some(ours);
+                console
             }
-            None if foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-                b = b.inherit_terminal()
-            }
-            // The core refuses with a message naming process.terminal.
-            None => {}
-        }
+            None => anyhow::bail!(DETACHED_TTY),
+        };
+        b = b.console(match size {
+            Some((h, w)) if console_socket.is_some() => console.size(h, w),
+            // The pair's console already has the caller's or the spec's size.
+            _ => console,
+        });
     }
-    Ok(b)
+    Ok((b, receiver))
 }
 
 /// Run `create`.
@@ -102,6 +112,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
         false,
         &a.id,
     )?
+    .0
     .create()?;
     Ok(0)
 }

@@ -11,6 +11,8 @@ use libcontainer::security::ProcessSecurity;
 use libcontainer::Container;
 use oci_spec::runtime::Process;
 
+use super::run::FORWARDED;
+use crate::tty::Proxy;
 use crate::Globals;
 
 /// Execute a process in a running container.
@@ -20,7 +22,7 @@ pub struct Args {
     #[arg(long, short)]
     pub process: Option<PathBuf>,
     /// Give the process a terminal (its master goes to --console-socket;
-    /// without one, the caller's terminal is used).
+    /// without one, exec receives it and proxies its own stdio).
     #[arg(long, short)]
     pub tty: bool,
     /// Do not wait for the process.
@@ -113,22 +115,27 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let bundle = c.state().bundle.clone();
     let spec = load_spec(&bundle.join("config.json"))?;
     let p = process(&a, &spec)?;
-    let console = match (p.terminal() == Some(true), &a.console_socket) {
-        (false, _) => None,
+    let size = p.console_size().map(|s| {
+        (
+            u16::try_from(s.height()).unwrap_or(u16::MAX),
+            u16::try_from(s.width()).unwrap_or(u16::MAX),
+        )
+    });
+    let (console, receiver) = match (p.terminal() == Some(true), &a.console_socket) {
+        (false, _) => (None, None),
         (true, Some(sock)) => {
             let console = Console::to_socket(sock)?;
-            Some(match p.console_size() {
-                Some(s) => console.size(
-                    u16::try_from(s.height()).unwrap_or(u16::MAX),
-                    u16::try_from(s.width()).unwrap_or(u16::MAX),
-                ),
+            let console = match size {
+                Some((h, w)) => console.size(h, w),
                 None => console,
-            })
+            };
+            (Some(console), None)
         }
-        (true, None) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => None,
-        (true, None) => anyhow::bail!(
-            "exec: a terminal (--tty, process.terminal) needs --console-socket or a terminal on stdin"
-        ),
+        (true, None) if a.detach => anyhow::bail!(super::create::DETACHED_TTY),
+        (true, None) => {
+            let (console, ours) = crate::tty::console_pair(size)?;
+            (Some(console), Some(ours))
+        }
     };
     let security = ProcessSecurity::from_parts(
         &spec,
@@ -154,23 +161,50 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
         return Ok(0);
     };
     let pid = child.pid();
-    loop {
-        let mut st = 0;
-        // SAFETY: polling our own child with a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            let code = if libc::WIFSIGNALED(st) {
-                128 + libc::WTERMSIG(st)
-            } else {
-                libc::WEXITSTATUS(st)
-            };
-            return Ok(u8::try_from(code).unwrap_or(255));
+    let code = match receiver {
+        Some(r) => {
+            let proxy = r.recv().and_then(|m| Proxy::new(m, &FORWARDED));
+            match proxy {
+                Ok(proxy) => proxy.run(pid, || Ok(try_wait(pid)?))?,
+                Err(e) => {
+                    // SAFETY: our own child, which nobody would serve.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = wait(pid, &set);
+                    return Err(e.into());
+                }
+            }
         }
-        if r < 0 {
-            return Err(std::io::Error::last_os_error().into());
+        None => wait(pid, &set)?,
+    };
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+/// The exit status of `pid` if it has exited (128+N for signal N).
+fn try_wait(pid: libc::pid_t) -> std::io::Result<Option<i32>> {
+    let mut st = 0;
+    // SAFETY: polling our own child with a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if r != pid {
+        return Ok(None);
+    }
+    Ok(Some(if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        libc::WEXITSTATUS(st)
+    }))
+}
+
+/// Pass the blocked signals of `set` to `pid` until it exits; its status.
+fn wait(pid: libc::pid_t, set: &libc::sigset_t) -> std::io::Result<i32> {
+    loop {
+        if let Some(code) = try_wait(pid)? {
+            return Ok(code);
         }
         // SAFETY: waiting for a signal of a valid, blocked set.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        let sig = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };
         if sig > 0 && sig != libc::SIGCHLD {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, sig) };

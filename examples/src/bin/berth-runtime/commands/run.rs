@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::tty::Proxy;
 use crate::Globals;
 
 /// Create and run a container.
@@ -17,7 +18,8 @@ pub struct Args {
     #[arg(long, short)]
     pub detach: bool,
     /// Unix socket to send the terminal's master to (process.terminal);
-    /// without it, a foreground `run` gives the container the caller's terminal.
+    /// without it, a foreground `run` receives the master and proxies
+    /// between its stdio and the container's terminal.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility.
@@ -31,7 +33,7 @@ pub struct Args {
 }
 
 /// Signals `run` passes on to the container, like runc.
-const FORWARDED: [libc::c_int; 7] = [
+pub(crate) const FORWARDED: [libc::c_int; 7] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
@@ -59,15 +61,25 @@ pub(crate) fn block_signals() -> libc::sigset_t {
 /// Run `run`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let set = (!a.detach).then(block_signals);
-    let mut c = super::create::builder(
+    let (builder, receiver) = super::create::builder(
         g,
         &a.bundle,
         a.pid_file.as_ref(),
         a.console_socket.as_ref(),
         !a.detach,
         &a.id,
-    )?
-    .create()?;
+    )?;
+    let mut c = builder.create()?;
+    // The master is queued on the pair by now; the proxy takes it (and the
+    // caller's terminal) before the process runs.
+    let proxy = match receiver.map(|r| r.recv().and_then(|m| Proxy::new(m, &FORWARDED))) {
+        Some(Err(e)) => {
+            let _ = c.delete(true);
+            return Err(e.into());
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e.into());
@@ -75,9 +87,19 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     if a.detach {
         return Ok(0);
     }
-    let code = match set {
-        Some(set) => forward_until_exit(&mut c, &set)?,
-        None => c.wait()?,
+    let code = match (set, proxy) {
+        (Some(_), Some(proxy)) => {
+            let pid = c.pid();
+            match proxy.run(pid, || Ok(c.try_wait()?)) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = c.delete(true);
+                    return Err(e);
+                }
+            }
+        }
+        (Some(set), None) => forward_until_exit(&mut c, &set)?,
+        (None, _) => c.wait()?,
     };
     c.delete(true)?;
     Ok(u8::try_from(code).unwrap_or(255))
