@@ -378,4 +378,27 @@ fn exec_and_image_tag_events_carry_dockers_attributes() {
     );
     let untags = events(&d, since, &["image=mybox:v1", "event=untag"], "{{.Action}}");
     assert_eq!(untags, ["untag"]);
+
+    // libswarm's Docker API client tags through the same endpoint.
+    let sock = d.dir.path().join("s.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use libswarm::Backend;
+        let client = libswarm::dockerclient::DockerClient::connect(
+            libswarm::dockerserver::ListenAddr::Unix(sock),
+        )
+        .await
+        .unwrap();
+        client
+            .image_tag("busybox", "viaclient", Some("1"))
+            .await
+            .unwrap();
+        let e = client.image_tag("nope", "x", None).await.unwrap_err();
+        assert_eq!(e.message, "No such image: nope");
+    });
+    let tagged = d.ok(&["image", "inspect", "-f", "{{.Id}}", "viaclient:1"]);
+    assert_eq!(tagged.trim(), image_id);
 }

@@ -454,6 +454,10 @@ async fn call(
             let (n, o) = args!(String, ImageRemoveOptions);
             to_json(&b.image_remove(&n, o).await?)
         }
+        "image_tag" => {
+            let (source, repo, tag) = args!(String, String, Option<String>);
+            to_json(&b.image_tag(&source, &repo, tag.as_deref()).await?)
+        }
         "network_create" => {
             let (r,) = args!(NetworkCreateRequest);
             to_json(&b.network_create(r).await?)
@@ -873,6 +877,9 @@ impl Backend for RemoteClient {
         options: ImageRemoveOptions,
     ) -> Result<Vec<ImageDeleteResponseItem>> {
         self.call("image_remove", (name, options)).await
+    }
+    async fn image_tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        self.call("image_tag", (source, repo, tag)).await
     }
     async fn network_create(&self, request: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         self.call("network_create", (request,)).await

@@ -659,6 +659,13 @@ impl Backend for DockerClient {
         self.call_json(Method::DELETE, &path, &p, None).await
     }
 
+    async fn image_tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let path = format!("/images/{}/tag", path_id(source)?);
+        let mut p: Params = vec![("repo", repo.to_string())];
+        p.extend(tag.map(|t| ("tag", t.to_string())));
+        self.call(Method::POST, &path, &p, None).await.map(|_| ())
+    }
+
     async fn network_create(&self, request: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         let body = Self::json_body(&request)?;
         self.call_json(Method::POST, "/networks/create", &[], Some(body))
