@@ -294,8 +294,10 @@ fn store_pull_reports_progress_and_skips_present_layers() {
     assert!(files_under(&dir.path().join("tmp")).is_empty());
 }
 
-/// A fake registry serving one image whose layer is corrupt (`bad`) or
-/// cut short (`cut`); the thread ends with the test process.
+/// A fake registry serving one image: its layer corrupt (`bad`), cut
+/// short (`cut`), or whole behind Docker's Bearer token flow (`auth`: a
+/// 401 challenge naming `/token`, which hands out the token); the thread
+/// ends with the test process.
 fn fake_registry() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -328,13 +330,34 @@ fn fake_registry() -> u16 {
             }
             let req = String::from_utf8_lossy(&req);
             let path = req.split(' ').nth(1).unwrap_or("");
+            let authorized = req
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: bearer t0k3n"));
             let (repo, rest) = path
                 .strip_prefix("/v2/")
                 .and_then(|p| p.split_once('/'))
                 .unwrap_or(("", path));
             let rest = format!("/{rest}");
             let (status, ctype, body, length): (&str, &str, Vec<u8>, usize) =
-                if rest == "/manifests/latest" {
+                if path.starts_with("/token?") && path.contains("scope=repository%3Aauth%3Apull") {
+                    let t = br#"{"token":"t0k3n"}"#.to_vec();
+                    ("200 OK", "application/json", t.clone(), t.len())
+                } else if repo == "auth" && !authorized {
+                    let body = br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec();
+                    (
+                        "401 Unauthorized",
+                        "application/json",
+                        body.clone(),
+                        body.len(),
+                    )
+                } else if rest == layer_path && repo == "auth" {
+                    (
+                        "200 OK",
+                        "application/octet-stream",
+                        layer.clone(),
+                        layer.len(),
+                    )
+                } else if rest == "/manifests/latest" {
                     let t = "application/vnd.oci.image.manifest.v1+json";
                     ("200 OK", t, manifest.clone(), manifest.len())
                 } else if rest == config_path {
@@ -359,14 +382,32 @@ fn fake_registry() -> u16 {
                         13,
                     )
                 };
+            let challenge = if status.starts_with("401") {
+                format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:auth:pull\"\r\n")
+            } else {
+                String::new()
+            };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {length}\r\n{challenge}Connection: close\r\n\r\n"
             );
             let _ = s.write_all(head.as_bytes());
             let _ = s.write_all(&body);
         }
     });
     port
+}
+
+#[test]
+fn bearer_token_flow() {
+    let Some(d) = start() else { return };
+    let image = format!("127.0.0.1:{}/auth", fake_registry());
+    let out = d.docker(&["run", "--rm", &image, "/bin/echo", "authorized"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "authorized\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
