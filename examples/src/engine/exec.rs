@@ -4,12 +4,18 @@
 //! are the exec'd process's, so the daemon's own stdio is never shared);
 //! the helper joins the container found in libcontainer's state root (the
 //! shim's), waits for the process and exits with its exit code.
+//!
+//! `-t`: the process gets a pty of the container's own devpts (libcontainer
+//! opens it inside, like runc). The helper's stdin is then one end of a
+//! socket pair and becomes the exec's console socket; the daemon receives
+//! the master on the other end and pumps it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use libcontainer::builder::load_spec;
+use libcontainer::console::Console;
 use libcontainer::exec::ExecBuilder;
 use libcontainer::lsm::LsmHost;
 use libcontainer::security::ProcessSecurity;
@@ -62,7 +68,17 @@ pub fn process(spec: &Spec, config: &ExecConfig) -> Result<Process, SpecError> {
         return Err(SpecError::NoCommand);
     }
     p.set_args(Some(args));
-    p.set_terminal(Some(false));
+    let tty = config.tty.unwrap_or(false);
+    p.set_terminal(Some(tty));
+    p.set_console_size(None);
+    if let (true, Some([h, w])) = (tty, config.console_size.as_deref()) {
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .height(u64::try_from(*h).unwrap_or(0))
+            .width(u64::try_from(*w).unwrap_or(0))
+            .build()
+            .map_err(|e| SpecError::Build(e.to_string()))?;
+        p.set_console_size(Some(size));
+    }
     let mut env = p.env().clone().unwrap_or_default();
     for e in config.env.iter().flatten() {
         let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
@@ -115,6 +131,11 @@ fn exec(state_root: &Path, id: &str, process_json: &Path) -> anyhow::Result<i32>
     let bundle = c.state().bundle.clone();
     let spec = load_spec(&bundle.join("config.json"))?;
     let p: Process = serde_json::from_slice(&std::fs::read(process_json)?)?;
+    let console = if p.terminal() == Some(true) {
+        Some(stdin_console(&p)?)
+    } else {
+        None
+    };
     let security = ProcessSecurity::from_parts(
         &spec,
         Some(&p),
@@ -122,11 +143,34 @@ fn exec(state_root: &Path, id: &str, process_json: &Path) -> anyhow::Result<i32>
         &LsmHost::detect(),
         Some(&state_root.join(".seccomp")),
     )?;
-    let child = ExecBuilder::new(p)
+    let mut b = ExecBuilder::new(p);
+    if let Some(console) = console {
+        b = b.console(console);
+    }
+    let child = b
         .create_extension(security.create_extension())
         .init_extension(security.init_extension())
         .spawn(&mut c)?;
     Ok(child.wait()?)
+}
+
+/// The helper's stdin as the exec's console socket (berthd made it one end
+/// of a socket pair), with process.consoleSize.
+fn stdin_console(p: &Process) -> anyhow::Result<Console> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        anyhow::bail!("process.terminal: the exec helper's stdin is not the console socket");
+    }
+    let console = Console::from_stream(std::os::unix::net::UnixStream::from(fd));
+    Ok(match p.console_size() {
+        Some(s) => console.size(
+            u16::try_from(s.height()).unwrap_or(u16::MAX),
+            u16::try_from(s.width()).unwrap_or(u16::MAX),
+        ),
+        None => console,
+    })
 }
 
 /// Called with the exit code once an exec's exit is recorded (berthd
@@ -145,7 +189,6 @@ pub fn start(
     exec_id: &str,
     on_exit: OnExit,
 ) -> libswarm::Result<AttachSession> {
-    use tokio::io::AsyncReadExt;
     let (container, config) = {
         let mut map = execs.lock();
         let e = map
@@ -191,12 +234,19 @@ pub fn start(
         .arg(state_root)
         .arg(&container)
         .arg(&process_json);
-    let master = if tty {
-        match pty_stdio(&mut cmd) {
-            Ok(m) => Some(m),
+    // -t: the helper's stdin is the console socket; its stderr carries
+    // its own errors (the process's stdio is the pty).
+    let console = if tty {
+        match std::os::unix::net::UnixStream::pair() {
+            Ok((ours, theirs)) => {
+                cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                Some(ours)
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&process_json);
-                return Err(fail(&execs, format!("allocating a pty: {e}")));
+                return Err(fail(&execs, format!("a console socket pair: {e}")));
             }
         }
     } else {
@@ -206,8 +256,8 @@ pub fn start(
         None
     };
     let child = cmd.spawn();
-    // Our copies of the pty's slave go now: the master reads EOF (EIO)
-    // once the helper and the process are gone.
+    // Our copy of the helper's end goes now: ours reads EOF if the helper
+    // fails before sending the master.
     drop(cmd);
     let mut child = match child {
         Ok(c) => c,
@@ -221,23 +271,33 @@ pub fn start(
     }
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<libswarm::Result<OutputChunk>>(64);
     let mut pumps = Vec::new();
-    let mut master_reader = None;
-    let mut master_writer = None;
-    if let Some(m) = master {
-        let size = config.console_size.as_deref().unwrap_or_default();
-        if let [h, w] = size {
-            let _ = set_size(&m, *h, *w);
-        }
-        if let Some(e) = execs.lock().get_mut(exec_id) {
-            e.pty = m.try_clone().ok().map(std::sync::Arc::new);
-        }
-        master_reader = m.try_clone().ok().map(|r| {
-            Box::new(tokio::fs::File::from_std(r)) as Box<dyn tokio::io::AsyncRead + Send + Unpin>
-        });
-        master_writer = stdin.then(|| tokio::fs::File::from_std(m));
+    // -t: the master arrives once the helper has spawned the process; its
+    // output pump and the stdin writer start then.
+    let (master_writer_tx, master_writer) = tokio::sync::oneshot::channel::<tokio::fs::File>();
+    if let Some(sock) = console {
+        let (execs, exec_id, tx) = (execs.clone(), exec_id.to_string(), out_tx.clone());
+        pumps.push(tokio::spawn(async move {
+            let m = match recv_master(sock).await {
+                Ok(Some(m)) => m,
+                // The helper failed first: its stderr says why.
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("exec {exec_id}: receiving the pty master: {e}");
+                    return;
+                }
+            };
+            if let Some(e) = execs.lock().get_mut(&exec_id) {
+                e.pty = m.try_clone().ok().map(std::sync::Arc::new);
+            }
+            if stdin {
+                if let Ok(w) = m.try_clone() {
+                    let _ = master_writer_tx.send(tokio::fs::File::from_std(w));
+                }
+            }
+            pump(tokio::fs::File::from_std(m), StreamKind::Stdout, tx).await;
+        }));
     }
     for (kind, pipe) in [
-        (StreamKind::Stdout, master_reader),
         (
             StreamKind::Stdout,
             child
@@ -253,44 +313,18 @@ pub fn start(
                 .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
         ),
     ] {
-        let Some(mut pipe) = pipe else { continue };
-        let tx = out_tx.clone();
-        pumps.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let chunk = OutputChunk {
-                    stream: kind,
-                    data: bytes::Bytes::copy_from_slice(&buf[..n]),
-                };
-                // A client gone away still lets the process run to its end.
-                let _ = tx.send(Ok(chunk)).await;
-            }
-        }));
+        let Some(pipe) = pipe else { continue };
+        pumps.push(tokio::spawn(pump(pipe, kind, out_tx.clone())));
     }
-    let stdin_pipe = child
-        .stdin
-        .take()
-        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>)
-        .or_else(|| {
-            master_writer.map(|m| Box::new(m) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>)
-        });
-    let stdin_tx = match stdin_pipe {
-        Some(mut pipe) => {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                while let Some(data) = rx.recv().await {
-                    if pipe.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            Some(tx)
-        }
-        None => None,
+    let stdin_tx = match (child.stdin.take(), stdin && tty) {
+        (Some(pipe), _) => Some(spawn_stdin_writer(async move {
+            Some(Box::new(pipe) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>)
+        })),
+        (None, true) => Some(spawn_stdin_writer(async move {
+            let m = master_writer.await.ok()?;
+            Some(Box::new(m) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>)
+        })),
+        (None, false) => None,
     };
     let exec_id = exec_id.to_string();
     tokio::spawn(async move {
@@ -323,25 +357,85 @@ pub fn start(
     })
 }
 
-/// Gives the helper a new pty's slave as stdin, stdout and stderr, as the
-/// controlling terminal of a new session; returns the master.
-fn pty_stdio(cmd: &mut tokio::process::Command) -> std::io::Result<std::fs::File> {
-    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
-    let slave = std::fs::File::from(pty.slave);
-    cmd.stdin(slave.try_clone()?)
-        .stdout(slave.try_clone()?)
-        .stderr(slave);
-    // SAFETY: setsid and ioctl are async-signal-safe and touch only the
-    // forked child's own session and its stdin (the pty's slave).
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+type Output = tokio::sync::mpsc::Sender<libswarm::Result<OutputChunk>>;
+
+/// Copies `pipe` to the output as `kind` until it ends (EOF, or EIO: a
+/// pty master whose slaves are all closed).
+async fn pump(mut pipe: impl tokio::io::AsyncRead + Unpin, kind: StreamKind, tx: Output) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let chunk = OutputChunk {
+            stream: kind,
+            data: bytes::Bytes::copy_from_slice(&buf[..n]),
+        };
+        // A client gone away still lets the process run to its end.
+        let _ = tx.send(Ok(chunk)).await;
     }
-    Ok(std::fs::File::from(pty.master))
+}
+
+/// The client's stdin, written to what `target` yields (a pipe, or the
+/// pty master once it arrived); None drops the input.
+fn spawn_stdin_writer(
+    target: impl std::future::Future<Output = Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>
+        + Send
+        + 'static,
+) -> tokio::sync::mpsc::Sender<bytes::Bytes> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let Some(mut pipe) = target.await else { return };
+        while let Some(data) = rx.recv().await {
+            if pipe.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// The pty master the exec's process sent on the console socket (runc's
+/// message: the slave's name as data, the master as the one fd); None if
+/// the helper ended without sending one.
+async fn recv_master(
+    sock: std::os::unix::net::UnixStream,
+) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::UnixStream::from_std(sock)?;
+    let recv = || {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let mut name = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut name)];
+        let mut cmsg = nix::cmsg_space!(RawFd);
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = msg
+            .cmsgs()?
+            .filter_map(|c| match c {
+                ControlMessageOwned::ScmRights(fds) => Some(fds),
+                _ => None,
+            })
+            .flatten()
+            // SAFETY: SCM_RIGHTS installed these fds in our table; we own
+            // them (surplus ones close when dropped).
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(fds.next().map(std::fs::File::from))
+    };
+    loop {
+        sock.readable().await?;
+        match sock.try_io(tokio::io::Interest::READABLE, recv) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
 }
 
 fn set_size(pty: &std::fs::File, height: i32, width: i32) -> std::io::Result<()> {
@@ -432,5 +526,30 @@ mod tests {
         };
         assert!(process(&spec, &bad).unwrap_err().to_string().contains("-w"));
         assert!(process(&spec, &ExecConfig::default()).is_err());
+    }
+
+    #[test]
+    fn tty_asks_for_a_terminal_of_the_clients_size() {
+        let spec: Spec = serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                        "terminal": true, "consoleSize": {"height": 1, "width": 2}},
+        }))
+        .unwrap();
+        let mut config = ExecConfig {
+            cmd: Some(vec!["sh".into()]),
+            tty: Some(true),
+            console_size: Some(vec![33, 101]),
+            ..Default::default()
+        };
+        let p = process(&spec, &config).unwrap();
+        assert_eq!(p.terminal(), Some(true));
+        let size = p.console_size().unwrap();
+        assert_eq!((size.height(), size.width()), (33, 101));
+        // Without -t: no terminal, whatever the container's process had.
+        config.tty = Some(false);
+        let p = process(&spec, &config).unwrap();
+        assert_eq!(p.terminal(), Some(false));
+        assert!(p.console_size().is_none());
     }
 }
