@@ -359,18 +359,27 @@ pub fn run(a: &ShimArgs) -> i32 {
     code
 }
 
+/// Chunks queued per subscriber: a subscriber (berthd) that falls behind
+/// holds the container's output back instead of growing the shim's memory.
+const QUEUED: usize = 64;
+
 /// The log and who listens: one lock, so a subscriber's offset and the
 /// chunks it gets never overlap or leave a gap.
 struct Output {
     log: std::fs::File,
     len: u64,
-    subscribers: Vec<mpsc::UnboundedSender<Chunk>>,
+    subscribers: Vec<mpsc::Sender<Chunk>>,
     /// The output has ended (no new subscribers get live chunks).
     done: bool,
+    /// Held by a pump from logging a chunk until it is queued for every
+    /// subscriber (outside the lock above, which new subscribers take):
+    /// chunks reach subscribers in log order.
+    turn: Arc<Mutex<()>>,
 }
 
 impl Output {
-    fn push(&mut self, stream: StreamKind, data: &[u8]) {
+    /// Logs a read; returns the chunk and who gets it.
+    fn push(&mut self, stream: StreamKind, data: &[u8]) -> (Chunk, Vec<mpsc::Sender<Chunk>>) {
         let time = now_nanos();
         for l in split_lines_at(stream, data, time) {
             let mut line = json_line(&l);
@@ -385,7 +394,8 @@ impl Output {
             data: data.to_vec(),
             end: self.len,
         };
-        self.subscribers.retain(|s| s.send(chunk.clone()).is_ok());
+        self.subscribers.retain(|s| !s.is_closed());
+        (chunk, self.subscribers.clone())
     }
 }
 
@@ -401,10 +411,18 @@ async fn pump(fd: OwnedFd, stream: StreamKind, out: Shared) {
     let _ = tokio::task::spawn_blocking(move || {
         let mut f = std::fs::File::from(fd);
         let mut buf = vec![0u8; 16 * 1024];
+        let turn = lock(&out).turn.clone();
         loop {
             match f.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => lock(&out).push(stream, &buf[..n]),
+                Ok(n) => {
+                    let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+                    let (chunk, to) = lock(&out).push(stream, &buf[..n]);
+                    for s in to {
+                        // Waits while the queue is full; fails once it is gone.
+                        let _ = s.blocking_send(chunk.clone());
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
@@ -430,6 +448,7 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
         len,
         subscribers: Vec::new(),
         done: false,
+        turn: Arc::default(),
     }));
     let (exit_tx, exit_rx) = watch::channel(None::<Exit>);
     let stdin = Arc::new(Mutex::new(stdin));
@@ -530,7 +549,7 @@ fn handle(
             output,
             exit,
         } => {
-            let (tx, mut rx) = mpsc::unbounded_channel();
+            let (tx, mut rx) = mpsc::channel(QUEUED);
             let at = {
                 let mut o = lock(out);
                 if !o.done {
