@@ -435,3 +435,70 @@ fn corrupt_or_cut_blob_leaves_no_partial_image() {
     );
     assert_eq!(files_under(&images_dir), before);
 }
+
+/// The engine's progress stream, message by message, as
+/// `POST /images/create` is to stream it; a failed pull ends it with the
+/// error.
+#[test]
+fn engine_pull_stream_messages() {
+    use futures::StreamExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: unpacking layers needs root (file owners)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = examples::engine::LocalBackend::open(examples::engine::EngineConfig {
+        root: dir.path().join("root"),
+        state_dir: dir.path().join("run"),
+        shim_program: env!("CARGO_BIN_EXE_berthd").into(),
+    })
+    .unwrap();
+    let port = fake_registry();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let collect = |reference: String| {
+        rt.block_on(async { engine.pull_stream(&reference).collect::<Vec<_>>().await })
+    };
+
+    // First (the good image has the same layer digest, which a later
+    // pull would find stored and not fetch): the corrupt layer.
+    let failed = collect(format!("127.0.0.1:{port}/bad"));
+    let err = failed.last().unwrap().as_ref().unwrap_err();
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    assert!(failed[..failed.len() - 1].iter().all(Result::is_ok));
+
+    let image = format!("127.0.0.1:{port}/auth");
+    let messages: Vec<serde_json::Value> = collect(image.clone())
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let statuses: Vec<&str> = messages
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses[..4],
+        [
+            "Pulling from auth",
+            "Pulling fs layer",
+            "Download complete",
+            "Pull complete"
+        ]
+    );
+    assert!(statuses[4].starts_with("Digest: sha256:"), "{statuses:?}");
+    assert_eq!(
+        statuses[5],
+        format!("Status: Downloaded newer image for {image}:latest")
+    );
+    assert_eq!(messages.len(), 6);
+    assert_eq!(messages[0]["id"], "latest");
+    assert_eq!(messages[1]["id"].as_str().unwrap().len(), 12);
+    let again = collect(image.clone());
+    let last = again.last().unwrap().as_ref().unwrap();
+    assert_eq!(
+        last["status"],
+        format!("Status: Image is up to date for {image}:latest")
+    );
+
+    drop(rt);
+    remove_leftovers(dir.path());
+}

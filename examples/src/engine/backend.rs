@@ -898,11 +898,7 @@ impl Backend for LocalBackend {
     }
 
     async fn image_pull(&self, reference: &str) -> Result<()> {
-        // The progress goes to the log until the route streams it.
-        for message in self.pull_image(reference).await? {
-            tracing::info!(%message, "pull");
-        }
-        Ok(())
+        self.pull_logged(reference).await
     }
 
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {

@@ -6,9 +6,8 @@
 //! answers 404 "No such image", and the CLI says "Unable to find image …
 //! locally", pulls, and creates again, as against dockerd.
 
-use std::sync::{Arc, Mutex};
-
-use libswarm::{Error, Result};
+use futures::StreamExt;
+use libswarm::{BoxStream, Error, Result};
 use serde_json::{json, Value};
 
 use super::{image_err, LocalBackend};
@@ -57,17 +56,61 @@ impl LocalBackend {
         }
     }
 
-    /// Pull `reference` into the image store; returns Docker's JSON
-    /// progress messages, ending with `Digest:` and `Status:` lines.
+    /// Pull `reference` into the image store, as a stream of Docker's
+    /// JSON progress messages while it runs, ending with the `Digest:`
+    /// and `Status:` lines, or with the error. What `POST /images/create`
+    /// streams to `docker pull`. Call it within a tokio runtime: the pull
+    /// runs as a task of its own.
     ///
     /// ```no_run
     /// # async fn f(engine: examples::engine::LocalBackend) -> libswarm::Result<()> {
-    /// for message in engine.pull_image("127.0.0.1:5000/busybox:latest").await? {
-    ///     println!("{message}");
+    /// use futures::StreamExt;
+    /// let mut progress = engine.pull_stream("127.0.0.1:5000/busybox:latest");
+    /// while let Some(message) = progress.next().await {
+    ///     println!("{}", message?);
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn pull_image(&self, reference: &str) -> Result<Vec<Value>> {
+    pub fn pull_stream(&self, reference: &str) -> BoxStream<Result<Value>> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let engine = self.clone();
+        let reference = reference.to_string();
+        tokio::spawn(async move {
+            let progress = tx.clone();
+            let done = engine
+                .pull(&reference, move |p| {
+                    tracing::debug!(?p, "pull progress");
+                    let _ = progress.unbounded_send(Ok(progress_message(&p)));
+                })
+                .await;
+            match done {
+                Ok(last) => last.into_iter().for_each(|m| {
+                    let _ = tx.unbounded_send(Ok(m));
+                }),
+                Err(e) => {
+                    let _ = tx.unbounded_send(Err(e));
+                }
+            }
+        });
+        rx.boxed()
+    }
+
+    /// [`LocalBackend::pull_stream`] run to its end, the progress logged:
+    /// `Backend::image_pull`, until libswarm's route streams progress.
+    pub(super) async fn pull_logged(&self, reference: &str) -> Result<()> {
+        let mut messages = self.pull_stream(reference);
+        while let Some(message) = messages.next().await {
+            tracing::info!(message = %message?, "pull");
+        }
+        Ok(())
+    }
+
+    /// The pull itself; returns the closing `Digest:` and `Status:` lines.
+    async fn pull(
+        &self,
+        reference: &str,
+        progress: impl Fn(PullProgress) + Send + Sync + 'static,
+    ) -> Result<[Value; 2]> {
         let remote: RemoteRef = reference.parse().map_err(registry_err)?;
         let config = self
             .inner
@@ -75,34 +118,26 @@ impl LocalBackend {
             .read()
             .map(|c| c.clone())
             .unwrap_or_default();
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let sink = messages.clone();
         let pulled = self
             .inner
             .images
-            .pull(reference, &config, move |p| {
-                tracing::debug!(?p, "pull progress");
-                if let Ok(mut m) = sink.lock() {
-                    m.push(progress_message(&p));
-                }
-            })
+            .pull(reference, &config, progress)
             .await
             .map_err(registry_err)?;
         let shown = remote.familiar();
-        let mut messages = std::mem::take(&mut *messages.lock().unwrap_or_else(|p| p.into_inner()));
-        messages.push(json!({ "status": format!("Digest: {}", pulled.digest) }));
-        messages.push(json!({
-            "status": if pulled.updated {
-                format!("Status: Downloaded newer image for {shown}")
-            } else {
-                format!("Status: Image is up to date for {shown}")
-            }
-        }));
         let name = remote.familiar_repo();
         self.inner
             .events
             .publish(Kind::Image, "pull", &shown, &[("name", &name)]);
-        Ok(messages)
+        let status = if pulled.updated {
+            format!("Status: Downloaded newer image for {shown}")
+        } else {
+            format!("Status: Image is up to date for {shown}")
+        };
+        Ok([
+            json!({ "status": format!("Digest: {}", pulled.digest) }),
+            json!({ "status": status }),
+        ])
     }
 }
 
