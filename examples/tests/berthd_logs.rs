@@ -190,7 +190,8 @@ fn logs_follow_misses_nothing_of_a_fast_writer() {
 #[test]
 fn logs_select_streams_times_and_follow_like_json_file() {
     let Some(d) = start() else { return };
-    let script = "echo early; echo oops >&2; sleep 2.2; echo late";
+    // Apart in time: stdout and stderr are separate pipes, read apart.
+    let script = "echo early; sleep 0.3; echo oops >&2; sleep 2.2; echo late";
     d.ok(&[
         "run", "-d", "--name", "timed", "busybox", "sh", "-c", script,
     ]);
@@ -238,7 +239,7 @@ fn logs_select_streams_times_and_follow_like_json_file() {
         (since.stdout.as_str(), since.stderr.as_str()),
         ("late\n", "")
     );
-    let until = d.docker(&["logs", "--until", &(early + 1).to_string(), "timed"]);
+    let until = d.docker(&["logs", "--until", &(early + 2).to_string(), "timed"]);
     assert_eq!(
         (until.stdout.as_str(), until.stderr.as_str()),
         ("early\n", "oops\n")
@@ -254,6 +255,11 @@ fn logs_select_streams_times_and_follow_like_json_file() {
         d.ok(&["logs", "--since", "2099-01-01T00:00:00Z", "timed"]),
         ""
     );
+
+    // Never started: no log file yet, and nothing to show.
+    d.ok(&["create", "--name", "fresh", "busybox", "true"]);
+    assert_eq!(d.ok(&["logs", "--tail", "5", "fresh"]), "");
+    d.ok(&["rm", "fresh"]);
 
     let missing = d.docker(&["logs", "nope"]);
     assert_ne!(missing.code, 0);
@@ -282,7 +288,10 @@ fn run_and_attach_still_stream_live_output() {
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("a\n", "b\n"));
 
     // attach gets the output written after it attached, live.
-    let script = "while [ ! -e /go ]; do sleep 0.05; done; echo attached; sleep 0.3; echo bye";
+    // Ticks until /go exists: the first tick read through the attach
+    // shows it is live.
+    let script =
+        "while [ ! -e /go ]; do echo tick; sleep 0.1; done; echo attached; sleep 0.3; echo bye";
     d.ok(&[
         "run", "-d", "--name", "later", "busybox", "sh", "-c", script,
     ]);
@@ -296,14 +305,13 @@ fn run_and_attach_still_stream_live_output() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(attach.stdout.take().unwrap()).lines();
-    // Give the attach a moment to connect before the output starts.
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines.next().unwrap().unwrap(), "tick");
     d.ok(&["exec", "later", "touch", "/go"]);
-    let first = lines.next().unwrap().unwrap();
-    assert_eq!(first, "attached");
-    assert_eq!(lines.next().unwrap().unwrap(), "bye");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).filter(|l| l != "tick").collect();
+    assert_eq!(rest, ["attached", "bye"]);
     assert!(attach.wait().unwrap().success());
-    assert_eq!(d.ok(&["logs", "later"]), "attached\nbye\n");
+    let logged = d.ok(&["logs", "later"]);
+    assert!(logged.ends_with("tick\nattached\nbye\n"), "{logged}");
     d.ok(&["rm", "later"]);
 }
 
