@@ -294,11 +294,35 @@ fn store_pull_reports_progress_and_skips_present_layers() {
     assert!(files_under(&dir.path().join("tmp")).is_empty());
 }
 
-/// A fake registry serving one image: its layer corrupt (`bad`), cut
-/// short (`cut`), or whole behind Docker's Bearer token flow (`auth`: a
-/// 401 challenge naming `/token`, which hands out the token); the thread
-/// ends with the test process.
-fn fake_registry() -> u16 {
+/// One answer of the fake registry.
+#[derive(Clone)]
+struct Reply {
+    status: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    /// The Content-Length announced (more than the body: a cut answer).
+    length: usize,
+}
+
+fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
+    let length = body.len();
+    Reply {
+        status: "200 OK",
+        content_type,
+        body,
+        length,
+    }
+}
+
+/// A fake registry serving one busybox image (an uncompressed layer) in
+/// several repositories: `bad` (the layer corrupt), `cut` (the layer cut
+/// short), `auth` (behind Docker's Bearer token flow: a 401 challenge
+/// naming `/token`, which hands out the token), `multi` (an OCI index
+/// listing arm64 and amd64) and `zstd` (a zstd layer type). Returns its
+/// port and the index's digest; the thread ends with the test process.
+fn fake_registry() -> (u16, String) {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const BLOB: &str = "application/octet-stream";
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let layer = {
@@ -311,15 +335,66 @@ fn fake_registry() -> u16 {
         r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
     )
     .into_bytes();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff_id}","size":{}}}]}}"#,
-        sha256_of(&config),
-        config.len(),
-        layer.len()
+    let manifest_with = |layer_type: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"{layer_type}","digest":"{diff_id}","size":{}}}]}}"#,
+            sha256_of(&config),
+            config.len(),
+            layer.len()
+        )
+        .into_bytes()
+    };
+    let manifest = manifest_with("application/vnd.oci.image.layer.v1.tar");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9,"platform":{{"architecture":"arm64","os":"linux"}}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        sha256_of(b"arm64"),
+        sha256_of(&manifest),
+        manifest.len()
     )
     .into_bytes();
-    let config_path = format!("/blobs/{}", sha256_of(&config));
+
+    let mut routes: std::collections::HashMap<(&str, String), Reply> = Default::default();
+    for repo in ["bad", "cut", "auth", "multi", "zstd"] {
+        routes.insert(
+            (repo, format!("/blobs/{}", sha256_of(&config))),
+            ok(BLOB, config.clone()),
+        );
+        routes.insert(
+            (repo, "/manifests/latest".into()),
+            ok(OCI_MANIFEST, manifest.clone()),
+        );
+    }
     let layer_path = format!("/blobs/{diff_id}");
+    let mut corrupt = layer.clone();
+    corrupt[600] ^= 0xff;
+    routes.insert(("bad", layer_path.clone()), ok(BLOB, corrupt));
+    let mut cut = ok(BLOB, layer[..layer.len() / 2].to_vec());
+    cut.length = layer.len();
+    routes.insert(("cut", layer_path.clone()), cut);
+    for repo in ["auth", "multi"] {
+        routes.insert((repo, layer_path.clone()), ok(BLOB, layer.clone()));
+    }
+    routes.insert(
+        ("multi", "/manifests/latest".into()),
+        ok("application/vnd.oci.image.index.v1+json", index.clone()),
+    );
+    routes.insert(
+        ("multi", format!("/manifests/{}", sha256_of(&manifest))),
+        ok(OCI_MANIFEST, manifest.clone()),
+    );
+    routes.insert(
+        ("zstd", "/manifests/latest".into()),
+        ok(
+            OCI_MANIFEST,
+            manifest_with("application/vnd.oci.image.layer.v1.tar+zstd"),
+        ),
+    );
+    let token = ok("application/json", br#"{"token":"t0k3n"}"#.to_vec());
+    let index_digest = sha256_of(&index).to_string();
+    let challenge = format!(
+        "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:auth:pull\"\r\n"
+    );
+
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
@@ -337,70 +412,48 @@ fn fake_registry() -> u16 {
                 .strip_prefix("/v2/")
                 .and_then(|p| p.split_once('/'))
                 .unwrap_or(("", path));
-            let rest = format!("/{rest}");
-            let (status, ctype, body, length): (&str, &str, Vec<u8>, usize) =
+            let unauthorized = Reply {
+                status: "401 Unauthorized",
+                ..ok(
+                    "application/json",
+                    br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+                )
+            };
+            let not_found = Reply {
+                status: "404 Not Found",
+                ..ok("application/json", br#"{"errors":[]}"#.to_vec())
+            };
+            let reply =
                 if path.starts_with("/token?") && path.contains("scope=repository%3Aauth%3Apull") {
-                    let t = br#"{"token":"t0k3n"}"#.to_vec();
-                    ("200 OK", "application/json", t.clone(), t.len())
+                    token.clone()
                 } else if repo == "auth" && !authorized {
-                    let body = br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec();
-                    (
-                        "401 Unauthorized",
-                        "application/json",
-                        body.clone(),
-                        body.len(),
-                    )
-                } else if rest == layer_path && repo == "auth" {
-                    (
-                        "200 OK",
-                        "application/octet-stream",
-                        layer.clone(),
-                        layer.len(),
-                    )
-                } else if rest == "/manifests/latest" {
-                    let t = "application/vnd.oci.image.manifest.v1+json";
-                    ("200 OK", t, manifest.clone(), manifest.len())
-                } else if rest == config_path {
-                    (
-                        "200 OK",
-                        "application/octet-stream",
-                        config.clone(),
-                        config.len(),
-                    )
-                } else if rest == layer_path && repo == "bad" {
-                    let mut corrupt = layer.clone();
-                    corrupt[600] ^= 0xff;
-                    ("200 OK", "application/octet-stream", corrupt, layer.len())
-                } else if rest == layer_path && repo == "cut" {
-                    let half = layer[..layer.len() / 2].to_vec();
-                    ("200 OK", "application/octet-stream", half, layer.len())
+                    unauthorized
                 } else {
-                    (
-                        "404 Not Found",
-                        "application/json",
-                        br#"{"errors":[]}"#.to_vec(),
-                        13,
-                    )
+                    routes
+                        .get(&(repo, format!("/{rest}")))
+                        .cloned()
+                        .unwrap_or(not_found)
                 };
-            let challenge = if status.starts_with("401") {
-                format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:auth:pull\"\r\n")
+            let extra = if reply.status.starts_with("401") {
+                challenge.as_str()
             } else {
-                String::new()
+                ""
             };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {length}\r\n{challenge}Connection: close\r\n\r\n"
+                "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+                reply.status, reply.content_type, reply.length
             );
             let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
+            let _ = s.write_all(&reply.body);
         }
     });
-    port
+    (port, index_digest)
 }
 
 #[test]
 fn bearer_token_flow() {
     let Some(d) = start() else { return };
-    let image = format!("127.0.0.1:{}/auth", fake_registry());
+    let image = format!("127.0.0.1:{}/auth", fake_registry().0);
     let out = d.docker(&["run", "--rm", &image, "/bin/echo", "authorized"]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
@@ -413,7 +466,7 @@ fn bearer_token_flow() {
 #[test]
 fn corrupt_or_cut_blob_leaves_no_partial_image() {
     let Some(d) = start() else { return };
-    let port = fake_registry();
+    let (port, _) = fake_registry();
     let images_dir = d.root().join("images");
     let before = files_under(&images_dir);
     let index = std::fs::read(images_dir.join("index.json")).unwrap();
@@ -453,7 +506,7 @@ fn engine_pull_stream_messages() {
         shim_program: env!("CARGO_BIN_EXE_berthd").into(),
     })
     .unwrap();
-    let port = fake_registry();
+    let (port, index_digest) = fake_registry();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let collect = |reference: String| {
         rt.block_on(async { engine.pull_stream(&reference).collect::<Vec<_>>().await })
@@ -465,6 +518,15 @@ fn engine_pull_stream_messages() {
     let err = failed.last().unwrap().as_ref().unwrap_err();
     assert!(err.to_string().contains("digest mismatch"), "{err}");
     assert!(failed[..failed.len() - 1].iter().all(Result::is_ok));
+
+    let zstd = collect(format!("127.0.0.1:{port}/zstd"));
+    let err = zstd.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("zstd-compressed layers are not supported"),
+        "{err}"
+    );
+    assert_eq!(err.http_status(), 400);
 
     let image = format!("127.0.0.1:{port}/auth");
     let messages: Vec<serde_json::Value> = collect(image.clone())
@@ -499,6 +561,18 @@ fn engine_pull_stream_messages() {
         format!("Status: Image is up to date for {image}:latest")
     );
 
+    // An index: the amd64 entry is pulled (its layer is stored by now).
+    let multi = format!("127.0.0.1:{port}/multi");
+    let messages: Vec<serde_json::Value> = collect(multi.clone())
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(messages[1]["status"], "Already exists");
+    assert_eq!(messages[2]["status"], format!("Digest: {index_digest}"));
+    assert_eq!(
+        messages.last().unwrap()["status"],
+        format!("Status: Downloaded newer image for {multi}:latest")
+    );
     drop(rt);
     remove_leftovers(dir.path());
 }

@@ -57,8 +57,8 @@ pub enum PullProgress {
 pub struct PulledImage {
     /// The image ID (config digest).
     pub id: Digest,
-    /// The manifest digest (what `Digest:` shows; the registry's name of
-    /// the platform manifest, or of the index when there was one).
+    /// The digest the reference resolved to in the registry (what
+    /// `Digest:` shows): an index's for a multi-platform image.
     pub digest: Digest,
     /// False when the store already had this image under this name.
     pub updated: bool,
@@ -99,6 +99,9 @@ impl ImageStore {
         if let Some(expected) = remote.digest() {
             check_digest(&remote.to_string(), expected, &top.digest)?;
         }
+        // The digest Docker prints: what the reference resolves to (the
+        // index of a multi-platform image, not its platform manifest).
+        let shown_digest = top.digest.clone();
         let manifest = if is_index(&top.media_type) {
             let desc = pick_platform(&top)?;
             let m = fetch_manifest(&registry, &remote, desc.digest().as_ref()).await?;
@@ -107,8 +110,6 @@ impl ImageStore {
         } else {
             top
         };
-        // The digest Docker prints is the one the reference resolves to.
-        let shown_digest = remote.digest().cloned().unwrap_or(manifest.digest.clone());
         progress(PullProgress::Resolved {
             reference: remote
                 .tag()
