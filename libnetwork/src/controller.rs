@@ -727,6 +727,7 @@ impl Controller {
                 upstreams,
                 self.host.worker.clone(),
             )?;
+            r.set_links(&info.config.links);
             let path = self.resolv_conf_path(&info.id);
             std::fs::write(&path, dns::sandbox_resolv_conf(&[]))
                 .map_err(|e| Error::io(format!("write {}", path.display()), e))?;

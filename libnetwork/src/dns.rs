@@ -84,6 +84,7 @@ impl DnsTable {
 #[derive(Debug)]
 pub struct Resolver {
     networks: Arc<RwLock<BTreeSet<String>>>,
+    links: Arc<RwLock<BTreeMap<String, String>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -98,6 +99,8 @@ impl Drop for Resolver {
 struct Shared {
     table: Arc<DnsTable>,
     networks: Arc<RwLock<BTreeSet<String>>>,
+    // alias -> endpoint name, for this sandbox only
+    links: Arc<RwLock<BTreeMap<String, String>>>,
     upstreams: Vec<SocketAddr>,
     host: NsWorker,
 }
@@ -131,9 +134,11 @@ impl Resolver {
         let tcp = tokio::net::TcpListener::from_std(tcp)
             .map_err(|e| Error::io("register resolver socket", e))?;
         let networks = Arc::new(RwLock::new(BTreeSet::new()));
+        let links = Arc::new(RwLock::new(BTreeMap::new()));
         let shared = Arc::new(Shared {
             table,
             networks: networks.clone(),
+            links: links.clone(),
             upstreams,
             host,
         });
@@ -188,8 +193,18 @@ impl Resolver {
         });
         Ok(Resolver {
             networks,
+            links,
             tasks: vec![udp_task, tcp_task],
         })
+    }
+
+    /// Answer each alias (this sandbox only) with the addresses of the
+    /// endpoint it names, looked up at query time.
+    pub fn set_links(&self, links: &BTreeMap<String, String>) {
+        *self.links.write().unwrap_or_else(|p| p.into_inner()) = links
+            .iter()
+            .map(|(a, t)| (a.to_ascii_lowercase(), t.to_ascii_lowercase()))
+            .collect();
     }
 
     /// Answer names of `network` from now on.
@@ -231,6 +246,10 @@ impl Shared {
         reply.add_query(q.clone());
         match q.query_type() {
             RecordType::A | RecordType::AAAA => {
+                let target = (self.links.read().unwrap_or_else(|p| p.into_inner()))
+                    .get(&name)
+                    .cloned();
+                let name = target.unwrap_or(name);
                 if let Some(addrs) = self.table.lookup(&networks, &name) {
                     for a in addrs {
                         let rdata = match (a, q.query_type()) {

@@ -359,6 +359,10 @@ pub struct SandboxConfig {
     /// empty: the controller's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_servers: Vec<IpAddr>,
+    /// Names only this sandbox's resolver answers: alias → the endpoint
+    /// name it stands for (Docker's `--link` on user-defined networks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 impl SandboxConfig {
@@ -377,6 +381,7 @@ impl SandboxConfig {
             netns_path: None,
             embedded_dns: true,
             dns_servers: Vec::new(),
+            links: BTreeMap::new(),
         }
     }
     /// Use an existing namespace (a bind mount or /proc/PID/ns/net).
@@ -404,6 +409,18 @@ impl SandboxConfig {
     /// ```
     pub fn dns_servers(mut self, servers: Vec<IpAddr>) -> Self {
         self.dns_servers = servers;
+        self
+    }
+    /// Make `alias` resolve, in this sandbox only, to whatever the
+    /// endpoint named `target` has on the sandbox's networks at query time.
+    ///
+    /// ```
+    /// use libnetwork::SandboxConfig;
+    /// let sb = SandboxConfig::new("web").link("database", "db");
+    /// assert_eq!(sb.links["database"], "db");
+    /// ```
+    pub fn link(mut self, alias: impl Into<String>, target: impl Into<String>) -> Self {
+        self.links.insert(alias.into(), target.into());
         self
     }
 }

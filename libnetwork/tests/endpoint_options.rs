@@ -250,3 +250,48 @@ async fn ipv6_published_ports_reach_a_dual_stack_container() {
     }
     assert_eq!(ctl.endpoints().await.len(), before, "nothing left behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_aliases_resolve_in_their_sandbox_only_and_follow_the_target() {
+    if !is_root() {
+        return;
+    }
+    use hickory_proto::rr::RecordType;
+    let fh = FakeHost::new().await;
+    let ctl = fh.ctl();
+    ctl.create_network(NetworkConfig::builder("u", "bridge").build())
+        .await
+        .unwrap();
+    let db = ctl.create_sandbox(SandboxConfig::new("db")).await.unwrap();
+    let web = ctl
+        .create_sandbox(SandboxConfig::new("web").link("Database", "db"))
+        .await
+        .unwrap();
+    let other = ctl.create_sandbox(SandboxConfig::new("o")).await.unwrap();
+    let edb = ctl
+        .attach("u", &db.id, EndpointConfig::builder("db").build())
+        .await
+        .unwrap();
+    for (sb, name) in [(&web, "web"), (&other, "o")] {
+        ctl.attach("u", &sb.id, EndpointConfig::builder(name).build())
+            .await
+            .unwrap();
+    }
+    let web_ns = ns_of(&web.netns_path);
+    let (ans, _) = dns_query(&web_ns, "database", RecordType::A);
+    assert_eq!(ans, vec![addr_of(&edb, false).to_string()]);
+    let (ans, _) = dns_query(&ns_of(&other.netns_path), "database", RecordType::A);
+    assert!(
+        ans.is_empty(),
+        "another sandbox does not see the alias: {ans:?}"
+    );
+    // The alias names the endpoint, not an address: it follows a re-join.
+    ctl.detach(&edb.id).await.unwrap();
+    let again = ctl
+        .attach("u", &db.id, EndpointConfig::builder("db").build())
+        .await
+        .unwrap();
+    assert_ne!(addr_of(&again, false), addr_of(&edb, false));
+    let (ans, _) = dns_query(&web_ns, "database", RecordType::A);
+    assert_eq!(ans, vec![addr_of(&again, false).to_string()]);
+}
