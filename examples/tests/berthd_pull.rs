@@ -201,6 +201,8 @@ fn pull_run_digest_and_errors_through_the_docker_cli() {
     let pinned = format!("{image}@{digest}");
     let out = d.docker(&["pull", &pinned]);
     assert_eq!(out.code, 0, "docker pull by digest: {}", out.stderr);
+    let repo_digests = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &pinned]);
+    assert_eq!(repo_digests.trim(), format!("[\"{pinned}\"]"));
     let out = d.docker(&["run", "--rm", &pinned, "echo", "pinned"]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
@@ -573,6 +575,14 @@ fn engine_pull_stream_messages() {
         messages.last().unwrap()["status"],
         format!("Status: Downloaded newer image for {multi}:latest")
     );
+    // By the index's digest: the platform manifest it was pulled as.
+    let images = ImageStore::open(dir.path().join("root/images")).unwrap();
+    let pinned = format!("{multi}@{index_digest}");
+    let inspect = images.inspect(&pinned).unwrap();
+    // The same manifest as `auth`'s: both names, both repository digests.
+    assert!(inspect.repo_digests.contains(&pinned), "{inspect:?}");
+    assert_eq!(inspect.repo_digests.len(), 2, "{inspect:?}");
+    assert!(inspect.repo_tags.contains(&format!("{multi}:latest")));
     drop(rt);
     remove_leftovers(dir.path());
 }

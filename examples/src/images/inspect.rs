@@ -33,7 +33,7 @@ pub struct ImageInspect {
     pub id: String,
     /// `name:tag`s; empty for a dangling image.
     pub repo_tags: Vec<String>,
-    /// Registry digests; always empty until registry pulls exist.
+    /// `repo@sha256:…` the image was pulled as (the registry's digests).
     pub repo_digests: Vec<String>,
     /// Creation time (RFC 3339), if the config has one.
     pub created: Option<String>,
@@ -119,7 +119,7 @@ impl ImageStore {
         Ok(ImageInspect {
             id: r.config_digest.to_string(),
             repo_tags: r.names.iter().map(ToString::to_string).collect(),
-            repo_digests: Vec::new(),
+            repo_digests: super::repo_digests::of(&self.layout, &r.manifest_digest),
             created: r.config.created().clone(),
             author: r.config.author().clone(),
             size: self.size_of(&r),

@@ -46,6 +46,7 @@ mod pull;
 mod reference;
 mod registry;
 mod remove;
+mod repo_digests;
 mod runtime_config;
 mod staging;
 mod store;

@@ -23,6 +23,7 @@ use super::registry::{
     content_type, next_frame, read_small, Registry, RegistryConfig, RegistryError, RegistryResult,
     RemoteRef, MANIFEST_ACCEPT,
 };
+use super::repo_digests;
 use super::staging::Staging;
 use super::store::ImageStore;
 use super::tags;
@@ -140,7 +141,13 @@ impl ImageStore {
                 })
                 .await?
         };
+        let repo_digest = format!("{}@{shown_digest}", remote.familiar_repo());
         if up_to_date {
+            let (layout, manifest_digest) = (self.layout.clone(), manifest.digest.clone());
+            self.run_blocking(move |_| {
+                repo_digests::record(&layout, &manifest_digest, &repo_digest)
+            })
+            .await?;
             let id = parsed.config().digest().clone();
             return Ok(PulledImage {
                 id,
@@ -205,6 +212,7 @@ impl ImageStore {
             manifest.digest.clone(),
         );
         let layers = parsed.layers().clone();
+        let manifest_digest = manifest.digest.clone();
         let progress = std::sync::Arc::new(progress);
         let report = progress.clone();
         let id = self
@@ -232,6 +240,7 @@ impl ImageStore {
                 staging.add_bytes(&manifest.bytes, "manifest")?;
                 staging.add_image(manifest_desc, names);
                 staging.commit()?;
+                repo_digests::record(&s.layout, &manifest_digest, &repo_digest)?;
                 Ok(config_digest)
             })
             .await?;

@@ -209,11 +209,18 @@ impl ImageStore {
         index: &oci_spec::image::ImageIndex,
         reference: &str,
     ) -> Result<(Digest, Option<ImageRef>)> {
-        // `name@sha256:…` (pulled by digest): the manifest of that digest
-        // (the store keeps no per-repository digests, so the name is not
-        // checked).
+        // `name@sha256:…`: the image pulled as that repository digest
+        // (an index's for a multi-platform image), else the stored
+        // manifest of that digest.
         if let Some((_, digest)) = reference.split_once('@') {
             let not_found = || ImageError::NotFound(reference.to_string());
+            let pulled_as = reference
+                .parse::<super::RemoteRef>()
+                .ok()
+                .and_then(|r| super::repo_digests::lookup(&self.layout, index, &r.familiar()));
+            if let Some(manifest) = pulled_as {
+                return Ok((manifest, None));
+            }
             let wanted = parse_sha256(digest, "digest").map_err(|_| not_found())?;
             return tags::manifests(index)
                 .iter()
