@@ -22,8 +22,9 @@ use examples::images::{sha256_of, ImageStore, PullProgress, RegistryConfig};
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 
-/// A docker-registry on 127.0.0.1:<free port>; Drop kills it and removes
-/// its config and storage.
+/// A docker-registry on 127.0.0.1:<free port> (plain HTTP, or HTTPS with
+/// a certificate for `TLS_NAME` from a CA of its own); Drop kills it and
+/// removes its config, certificates and storage.
 struct LocalRegistry {
     child: Child,
     dir: tempfile::TempDir,
@@ -32,9 +33,18 @@ struct LocalRegistry {
 
 impl LocalRegistry {
     fn start() -> Option<Self> {
-        for tool in [REGISTRY, SKOPEO] {
+        Self::start_with(false)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
+        let tools: &[&str] = if tls {
+            &[REGISTRY, SKOPEO, OPENSSL]
+        } else {
+            &[REGISTRY, SKOPEO]
+        };
+        for tool in tools {
             if !Path::new(tool).is_file() {
-                eprintln!("SKIP: {tool} is not installed (apt-get install docker-registry skopeo)");
+                eprintln!("SKIP: {tool} is not installed (apt-get install docker-registry skopeo openssl)");
                 return None;
             }
         }
@@ -44,14 +54,18 @@ impl LocalRegistry {
             .unwrap();
         let port = free_port();
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+            dir.path().join("data").display()
+        );
+        if tls {
+            make_certificates(dir.path());
+            yaml += &format!(
+                "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\n",
+                dir.path().display()
+            );
+        }
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new(REGISTRY)
             .arg("serve")
             .arg(&config)
@@ -117,6 +131,88 @@ impl Drop for LocalRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The name the HTTPS registry's certificate is for.
+const TLS_NAME: &str = "registry.berth.test";
+const OPENSSL: &str = "/usr/bin/openssl";
+
+/// A CA (`ca.crt`) and a server certificate for `TLS_NAME` it signed
+/// (`server.crt`, `server.key`) in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new(OPENSSL)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=berth test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                &format!("/CN={TLS_NAME}"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext"),
+        format!("subjectAltName=DNS:{TLS_NAME}\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
 }
 
 fn free_port() -> u16 {
@@ -585,4 +681,72 @@ fn engine_pull_stream_messages() {
     assert!(inspect.repo_tags.contains(&format!("{multi}:latest")));
     drop(rt);
     remove_leftovers(dir.path());
+}
+
+/// HTTPS: a registry whose certificate chains to a CA found only in the
+/// certs dir (`<dir>/<host:port>/ca.crt`, as Docker's certs.d). The
+/// registry's name resolves to 127.0.0.1 through an /etc/hosts bind
+/// mount in a mount namespace of this test's own (its threads and
+/// children follow it); the host's files are not touched.
+#[test]
+fn https_registry_with_a_certs_dir_ca() {
+    use nix::mount::{mount, MsFlags};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: a private /etc/hosts needs root (mount namespace)");
+        return;
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .unwrap();
+    let hosts = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(hosts.path(), format!("127.0.0.1 localhost {TLS_NAME}\n")).unwrap();
+    mount(
+        Some(hosts.path()),
+        "/etc/hosts",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+
+    let Some(registry) = LocalRegistry::start_with(true) else {
+        return;
+    };
+    registry.push_busybox("busybox:latest");
+    let domain = format!("{TLS_NAME}:{}", registry.port);
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(certs.path().join(&domain)).unwrap();
+    std::fs::copy(
+        registry.dir.path().join("ca.crt"),
+        certs.path().join(&domain).join("ca.crt"),
+    )
+    .unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(store_dir.path()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let image = format!("{domain}/busybox");
+
+    // Without the CA the certificate is refused.
+    let err = rt
+        .block_on(store.pull(&image, &RegistryConfig::new(), |_| {}))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("tls") && err.to_string().contains(&domain),
+        "{err}"
+    );
+    assert!(store.list().unwrap().is_empty());
+
+    let config = RegistryConfig::new().certs_dir(certs.path());
+    let pulled = rt.block_on(store.pull(&image, &config, |_| {})).unwrap();
+    assert!(pulled.updated);
+    assert_eq!(
+        store.image_id(&format!("{image}:latest")).unwrap(),
+        pulled.id
+    );
 }

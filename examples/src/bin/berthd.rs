@@ -23,6 +23,7 @@ use examples::engine::exec;
 use examples::engine::network::Networking;
 use examples::engine::shim::{self, ShimArgs};
 use examples::engine::{EngineConfig, LocalBackend};
+use examples::images::RegistryConfig;
 use libswarm::dockerserver::{serve, ListenAddr};
 
 #[derive(Parser)]
@@ -54,6 +55,9 @@ struct Args {
     /// registries always are. Repeat for several.
     #[arg(long)]
     insecure_registry: Vec<String>,
+    /// Extra CAs per registry, as Docker's: `DIR/<host[:port]>/*.crt`.
+    #[arg(long, default_value = "/etc/docker/certs.d")]
+    registry_certs_dir: std::path::PathBuf,
     /// Stop the running containers when berthd exits (SIGTERM, then
     /// SIGKILL after their stop timeout) instead of leaving them running.
     #[arg(long)]
@@ -102,7 +106,12 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         shim_program: std::env::current_exe().context("finding berthd's own path")?,
     })
     .context("--root")?;
-    engine.set_insecure_registries(args.insecure_registry.clone());
+    let registries = args
+        .insecure_registry
+        .iter()
+        .fold(RegistryConfig::new(), |c, r| c.insecure(r.clone()))
+        .certs_dir(&args.registry_certs_dir);
+    engine.set_registry_config(registries);
     if !args.volume_plugin_dir.is_empty() {
         engine.set_volume_plugin_dirs(args.volume_plugin_dir.clone());
     }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,8 @@ use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, LOCA
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use oci_spec::image::Digest;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -302,22 +305,28 @@ impl FromStr for RemoteRef {
     }
 }
 
-/// How to reach registries: which ones speak plain HTTP.
+/// How to reach registries: which ones speak plain HTTP, and which CAs
+/// the others' certificates may chain to.
 ///
-/// Loopback registries (`localhost`, `127.0.0.0/8`, `::1`) always do, as
-/// with Docker; others listed with [`RegistryConfig::insecure`] (berthd's
-/// `--insecure-registry`) too. Every other registry is HTTPS, checked
-/// against the system's CA bundle.
+/// Loopback registries (`localhost`, `127.0.0.0/8`, `::1`) always speak
+/// plain HTTP, as with Docker; others listed with
+/// [`RegistryConfig::insecure`] (berthd's `--insecure-registry`) too.
+/// Every other registry is HTTPS, checked against the system's CA bundle
+/// plus, as Docker's `/etc/docker/certs.d/<host:port>/*.crt`, the CA files
+/// of [`RegistryConfig::certs_dir`].
 ///
 /// ```
 /// use examples::images::RegistryConfig;
-/// let c = RegistryConfig::new().insecure("registry.lan:5000");
+/// let c = RegistryConfig::new()
+///     .insecure("registry.lan:5000")
+///     .certs_dir("/etc/docker/certs.d");
 /// assert!(c.plain_http("registry.lan:5000") && c.plain_http("127.0.0.1:5000"));
 /// assert!(!c.plain_http("quay.io"));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {
     insecure: Vec<String>,
+    certs_dir: Option<PathBuf>,
 }
 
 impl RegistryConfig {
@@ -330,6 +339,41 @@ impl RegistryConfig {
     pub fn insecure(mut self, registry: impl Into<String>) -> Self {
         self.insecure.push(registry.into());
         self
+    }
+
+    /// Trust the CA files `<dir>/<host[:port]>/*.crt` for that registry
+    /// besides the system's CAs (berthd: `--registry-certs-dir`, by
+    /// default Docker's `/etc/docker/certs.d`).
+    pub fn certs_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.certs_dir = Some(dir.into());
+        self
+    }
+
+    /// The extra CA certificates configured for `domain` (none when
+    /// there is no directory for it).
+    fn extra_cas(&self, domain: &str) -> RegistryResult<Vec<CertificateDer<'static>>> {
+        let Some(dir) = &self.certs_dir else {
+            return Ok(Vec::new());
+        };
+        let dir = dir.join(domain);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut cas = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "crt") {
+                let certs = CertificateDer::pem_file_iter(&path).map_err(|e| {
+                    RegistryError::Unsupported(format!("reading {}: {e}", path.display()))
+                })?;
+                for cert in certs {
+                    cas.push(cert.map_err(|e| {
+                        RegistryError::Unsupported(format!("reading {}: {e}", path.display()))
+                    })?);
+                }
+            }
+        }
+        Ok(cas)
     }
 
     /// Whether `domain` (`host[:port]`) is reached over plain HTTP.
@@ -376,7 +420,11 @@ impl Registry {
             &reference.domain
         };
         let plain = config.plain_http(&reference.domain);
-        let tls = if plain { None } else { Some(tls_connector()?) };
+        let tls = if plain {
+            None
+        } else {
+            Some(tls_connector(config.extra_cas(&reference.domain)?)?)
+        };
         let scheme = if plain { "http" } else { "https" };
         Ok(Self {
             base: format!("{scheme}://{api}"),
@@ -521,7 +569,7 @@ impl Registry {
         let io: Box<dyn Io> = if https {
             let tls = match &self.tls {
                 Some(t) => t.clone(),
-                None => tls_connector()?,
+                None => tls_connector(Vec::new())?,
             };
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| connect_err(format!("tls: {e}")))?;
@@ -719,13 +767,16 @@ pub(crate) fn parse_bearer(header: &str) -> Option<HashMap<String, String>> {
     Some(params)
 }
 
-/// A TLS connector trusting the system's CA bundle (rustls, ring).
-fn tls_connector() -> RegistryResult<tokio_rustls::TlsConnector> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
+/// A TLS connector trusting the system's CA bundle and `extra` CAs
+/// (rustls, ring). The one without extra CAs is made once.
+fn tls_connector(
+    extra: Vec<CertificateDer<'static>>,
+) -> RegistryResult<tokio_rustls::TlsConnector> {
     static CONNECTOR: std::sync::OnceLock<tokio_rustls::TlsConnector> = std::sync::OnceLock::new();
-    if let Some(c) = CONNECTOR.get() {
-        return Ok(c.clone());
+    if extra.is_empty() {
+        if let Some(c) = CONNECTOR.get() {
+            return Ok(c.clone());
+        }
     }
     let tls_err = |reason: String| RegistryError::Unsupported(format!("TLS setup: {reason}"));
     let mut roots = rustls::RootCertStore::empty();
@@ -735,6 +786,12 @@ fn tls_connector() -> RegistryResult<tokio_rustls::TlsConnector> {
         // A bundle may hold certificates rustls cannot use: skip those.
         let _ = roots.add(cert);
     }
+    let own = !extra.is_empty();
+    for cert in extra {
+        roots
+            .add(cert)
+            .map_err(|e| tls_err(format!("a registry CA certificate: {e}")))?;
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -743,6 +800,9 @@ fn tls_connector() -> RegistryResult<tokio_rustls::TlsConnector> {
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    if own {
+        return Ok(connector);
+    }
     Ok(CONNECTOR.get_or_init(|| connector).clone())
 }
 

@@ -45,12 +45,9 @@ pub(crate) fn registry_err(e: RegistryError) -> Error {
 }
 
 impl LocalBackend {
-    /// Talk plain HTTP to these registries (berthd's
-    /// `--insecure-registry`), besides loopback ones; call before serving.
-    pub fn set_insecure_registries(&self, registries: Vec<String>) {
-        let config = registries
-            .into_iter()
-            .fold(RegistryConfig::new(), RegistryConfig::insecure);
+    /// How to reach registries: berthd's `--insecure-registry` and
+    /// `--registry-certs-dir`; call before serving.
+    pub fn set_registry_config(&self, config: RegistryConfig) {
         if let Ok(mut c) = self.inner.registries.write() {
             *c = config;
         }
