@@ -299,6 +299,16 @@ fn pull_run_digest_and_errors_through_the_docker_cli() {
     assert_eq!(out.code, 0, "docker pull by digest: {}", out.stderr);
     let repo_digests = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &pinned]);
     assert_eq!(repo_digests.trim(), format!("[\"{pinned}\"]"));
+    let listed = d.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.Digest}}",
+    ]);
+    assert!(
+        listed.contains(&format!("{image} <none> {digest}")),
+        "{listed}"
+    );
     let out = d.docker(&["run", "--rm", &pinned, "echo", "pinned"]);
     assert_eq!(
         (out.code, out.stdout.as_str()),

@@ -883,6 +883,7 @@ impl Backend for LocalBackend {
             .map(|i| ImageSummary {
                 id: i.id,
                 repo_tags: i.repo_tags,
+                repo_digests: i.repo_digests,
                 created: i.created.as_deref().and_then(unix_seconds).unwrap_or(0),
                 size: i.size as i64,
                 containers: -1,

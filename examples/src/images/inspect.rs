@@ -19,6 +19,8 @@ pub struct ImageSummary {
     pub manifest_digest: String,
     /// `name:tag`s; empty for a dangling image.
     pub repo_tags: Vec<String>,
+    /// `repo@sha256:…` the image was pulled as.
+    pub repo_digests: Vec<String>,
     /// Creation time from the config (RFC 3339), if it has one.
     pub created: Option<String>,
     /// Total size of the unpacked layers' files, in bytes.
@@ -94,6 +96,7 @@ pub struct InspectRootFs {
 impl ImageStore {
     /// All images, newest first (`docker images`).
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let digests = super::repo_digests::all(&self.layout);
         let mut rows: Vec<ImageSummary> = self
             .records()?
             .iter()
@@ -101,6 +104,10 @@ impl ImageStore {
                 id: r.config_digest.to_string(),
                 manifest_digest: r.manifest_digest.to_string(),
                 repo_tags: r.names.iter().map(ToString::to_string).collect(),
+                repo_digests: digests
+                    .get(&r.manifest_digest.to_string())
+                    .cloned()
+                    .unwrap_or_default(),
                 created: r.config.created().clone(),
                 size: self.size_of(r),
             })

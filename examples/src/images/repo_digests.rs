@@ -56,6 +56,11 @@ pub(crate) fn record(layout: &Layout, manifest: &Digest, repo_digest: &str) -> R
     layout.write_atomic(&path, &bytes)
 }
 
+/// Every stored manifest's repository digests (keyed `sha256:…`).
+pub(crate) fn all(layout: &Layout) -> BTreeMap<String, Vec<String>> {
+    read(layout)
+}
+
 /// The repository digests of the stored manifest `manifest`.
 pub(crate) fn of(layout: &Layout, manifest: &Digest) -> Vec<String> {
     read(layout)
