@@ -391,6 +391,16 @@ fn store_pull_reports_progress_and_skips_present_layers() {
     );
     let name = format!("{}/busybox:latest", registry.host());
     assert_eq!(store.image_id(&name).unwrap(), first.id);
+    // skopeo compressed the layer on push: this was a gzip layer.
+    let manifest = dir
+        .path()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let manifest = std::fs::read_to_string(manifest).unwrap();
+    assert!(
+        manifest.contains("tar.gzip") || manifest.contains("tar+gzip"),
+        "{manifest}"
+    );
 
     let (again, _) = pull(format!("{}/busybox", registry.host()));
     assert!(!again.updated, "a second pull is up to date");
