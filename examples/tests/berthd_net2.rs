@@ -354,9 +354,57 @@ fn links_name_the_target_in_hosts_and_environment() {
     assert!(!hosts.contains(&format!("{ip}\t")), "{hosts}");
     d.ok(&["rm", "-f", "app"]);
 
+    // On a user-defined network a link is a name only the linking
+    // container's resolver answers (no hosts line, no variables).
+    d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "linknet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udb",
+        "--network",
+        "linknet",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let probe = "ping -c 1 -W 2 store >/dev/null 2>&1 && echo reached || echo unknown; \
+                 grep -c store /etc/hosts; env | grep -c ^STORE_; true";
+    let linked = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "linknet",
+        "--link",
+        "udb:store",
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert_eq!(linked, "reached\n0\n0\n");
+    let unlinked = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "linknet",
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert_eq!(
+        unlinked, "unknown\n0\n0\n",
+        "other containers do not see it"
+    );
+    d.fails(
+        &["network", "connect", "--link", "udb:x", "linknet", "db"],
+        "--link with docker network connect is not supported",
+    );
+    d.ok(&["rm", "-f", "udb"]);
+
     // Refusals, each leaving nothing behind.
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
-    d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "linknet"]);
     let before = d.traces();
     d.fails(
         &["run", "--rm", "--link", "nope:x", "busybox", "true"],
@@ -388,11 +436,11 @@ fn links_name_the_target_in_hosts_and_environment() {
             "--network",
             "linknet",
             "--link",
-            "db",
+            "gone:x",
             "busybox",
             "true",
         ],
-        "--link on a user-defined network is not supported",
+        "could not get container for gone",
     );
     assert_eq!(d.traces(), before);
     d.ok(&["rm", "-f", "db", "idle"]);

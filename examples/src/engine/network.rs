@@ -429,22 +429,37 @@ fn in_subnet(net: &NetworkInfo, addr: IpAddr) -> Result<()> {
     )))
 }
 
-/// `--link` on a user-defined network is, in Docker, a DNS alias seen
-/// only by the linking container; berthd's resolver has no per-container
-/// names, so it is refused rather than ignored.
-const USER_NETWORK_LINKS: &str =
-    "--link on a user-defined network is not supported by berthd (use --network-alias)";
+/// `docker network connect --link` would change a running sandbox's
+/// resolver; refused rather than ignored.
+const CONNECT_LINKS: &str =
+    "--link with docker network connect is not supported by berthd (give --link to docker run)";
 
 /// A container's link variables, and its targets as (id, the names of
 /// their /etc/hosts lines).
 type Linked = (Vec<String>, Vec<(String, String)>);
 
-/// Refuses `EndpointSettings.Links` (see [`USER_NETWORK_LINKS`]).
-fn refuse_endpoint_links(settings: Option<&EndpointSettings>) -> Result<()> {
-    if settings.is_some_and(|s| s.links.as_ref().is_some_and(|l| !l.is_empty())) {
-        return Err(Error::bad_request(USER_NETWORK_LINKS));
+/// `--link` on a user-defined network: in Docker a name only the linking
+/// container resolves (its sandbox's resolver), alias → the target's name
+/// on the network, looked up at query time; no hosts lines, no variables.
+/// Targets come resolved from the backend (HostConfig.Links) and as given
+/// in the endpoint settings.
+fn resolver_links(
+    targets: &[links::Target],
+    settings: Option<&EndpointSettings>,
+) -> Result<BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, String> = targets
+        .iter()
+        .map(|t| (t.alias.clone(), t.name.clone()))
+        .collect();
+    for l in settings
+        .and_then(|s| s.links.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let (name, alias) = links::parse(l)?;
+        out.entry(alias).or_insert(name);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `--mac-address` (`MacAddress` of the endpoint settings, or of the
@@ -719,7 +734,11 @@ impl Networking {
             .as_ref()
             .and_then(|n| n.endpoints_config.as_ref())
             .and_then(|m| m.get(wanted).or_else(|| m.get(&net.config.name)));
-        refuse_endpoint_links(settings)?;
+        let resolver_links = if dns {
+            resolver_links(links, settings)?
+        } else {
+            BTreeMap::new()
+        };
         let mut ep = endpoint_config(name, &net, settings)?;
         if let Some(m) = body.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             ep.mac = ep.mac.or(Some(parse_mac(m)?));
@@ -734,12 +753,13 @@ impl Networking {
         ep.aliases.retain(|a| a != name && seen.insert(a.clone()));
         let sb = self
             .ctl
-            .create_sandbox(
-                SandboxConfig::new(id)
+            .create_sandbox(SandboxConfig {
+                links: resolver_links,
+                ..SandboxConfig::new(id)
                     .hostname(hostname)
                     .embedded_dns(dns)
-                    .dns_servers(dns_servers(host)?),
-            )
+                    .dns_servers(dns_servers(host)?)
+            })
             .await
             .map_err(net_err)?;
         let ep = match self.ctl.attach(&net.id, &sb.id, ep).await {
@@ -786,7 +806,8 @@ impl Networking {
         })
     }
 
-    /// `--link` targets of container `name` on the default bridge: their
+    /// `--link` targets of container `name` on the default bridge (on a
+    /// user-defined network they are resolver names instead): their
     /// /etc/hosts entries go into `extra`; returns the link variables and
     /// (target id, hosts names) to follow the targets' restarts.
     fn linked(
@@ -800,7 +821,8 @@ impl Networking {
             return Ok(Default::default());
         }
         if user_network {
-            return Err(Error::bad_request(USER_NETWORK_LINKS));
+            // Names in the sandbox's resolver instead (resolver_links).
+            return Ok(Default::default());
         }
         let map = self.lock();
         let mut env = Vec::new();
@@ -1337,7 +1359,9 @@ impl Networking {
             }
             (a.sandbox.id.clone(), a.name.clone())
         };
-        refuse_endpoint_links(settings)?;
+        if settings.is_some_and(|s| s.links.as_ref().is_some_and(|l| !l.is_empty())) {
+            return Err(Error::bad_request(CONNECT_LINKS));
+        }
         let cfg = endpoint_config(&name, &n, settings)?;
         let ep = self
             .ctl
