@@ -215,6 +215,13 @@ fn make_certificates(dir: &Path) {
     ]);
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -259,8 +266,22 @@ fn pull_run_digest_and_errors_through_the_docker_cli() {
     let digest = registry.push_busybox("busybox:latest");
     let image = format!("{host}/busybox");
 
+    let since = unix_now().to_string();
     let out = d.docker(&["pull", &image]);
     assert_eq!(out.code, 0, "docker pull: {}", out.stderr);
+    let until = (unix_now() + 1).to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=pull",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(events.trim(), format!("image pull {image}:latest {image}"));
     assert!(
         out.stdout.contains(&format!("{image}:latest")),
         "{}",
