@@ -397,10 +397,39 @@ fn links_name_the_target_in_hosts_and_environment() {
         unlinked, "unknown\n0\n0\n",
         "other containers do not see it"
     );
+    // network connect --link: the same, for the connected container (one
+    // made on a user-defined network, so it uses the embedded resolver).
+    d.ok(&["network", "create", "--subnet", "10.80.0.0/24", "other"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u2",
+        "--network",
+        "other",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     d.fails(
-        &["network", "connect", "--link", "udb:x", "linknet", "db"],
-        "--link with docker network connect is not supported",
+        &["network", "connect", "--link", "gone:x", "linknet", "u2"],
+        "could not get container for gone",
     );
+    d.fails(
+        &["network", "connect", "--link", "db:x", "bridge", "udb"],
+        "only supported on user-defined networks",
+    );
+    d.ok(&["network", "connect", "--link", "udb:cache", "linknet", "u2"]);
+    let out = d.ok(&[
+        "exec",
+        "u2",
+        "sh",
+        "-c",
+        "ping -c 1 -W 2 cache >/dev/null && echo reached",
+    ]);
+    assert_eq!(out, "reached\n");
+    d.ok(&["rm", "-f", "u2"]);
+    d.ok(&["network", "rm", "other"]);
     d.ok(&["rm", "-f", "udb"]);
 
     // Refusals, each leaving nothing behind.

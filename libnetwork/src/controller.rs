@@ -774,6 +774,33 @@ impl Controller {
         self.store.delete("sandboxes", id)
     }
 
+    /// Add link aliases to a live sandbox's resolver (`docker network
+    /// connect --link`); see [`SandboxConfig::link`]. Persisted with the
+    /// sandbox; on failure nothing changes.
+    ///
+    /// [`SandboxConfig::link`]: crate::SandboxConfig::link
+    pub async fn add_sandbox_links(
+        &self,
+        id: &str,
+        links: &BTreeMap<String, String>,
+    ) -> Result<SandboxInfo> {
+        let mut st = self.state.lock().await;
+        let live = st.sandboxes.get_mut(id).ok_or_else(|| Error::NotFound {
+            kind: "sandbox",
+            name: id.to_string(),
+        })?;
+        let mut info = live.info.clone();
+        info.config
+            .links
+            .extend(links.iter().map(|(a, t)| (a.clone(), t.clone())));
+        self.store.put("sandboxes", id, &info)?;
+        if let Some(r) = &live.resolver {
+            r.set_links(&info.config.links);
+        }
+        live.info = info.clone();
+        Ok(info)
+    }
+
     /// A sandbox by id.
     pub async fn sandbox(&self, id: &str) -> Result<SandboxInfo> {
         self.state

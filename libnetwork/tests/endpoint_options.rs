@@ -294,4 +294,12 @@ async fn link_aliases_resolve_in_their_sandbox_only_and_follow_the_target() {
     assert_ne!(addr_of(&again, false), addr_of(&edb, false));
     let (ans, _) = dns_query(&web_ns, "database", RecordType::A);
     assert_eq!(ans, vec![addr_of(&again, false).to_string()]);
+    // Added to a live sandbox (network connect --link), and persisted.
+    let links = std::collections::BTreeMap::from([("store".to_string(), "db".to_string())]);
+    let info = ctl.add_sandbox_links(&other.id, &links).await.unwrap();
+    assert_eq!(info.config.links, links);
+    let (ans, _) = dns_query(&ns_of(&other.netns_path), "store", RecordType::A);
+    assert_eq!(ans, vec![addr_of(&again, false).to_string()]);
+    assert_eq!(ctl.sandbox(&other.id).await.unwrap().config.links, links);
+    assert!(ctl.add_sandbox_links("nope", &links).await.is_err());
 }

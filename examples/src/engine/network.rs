@@ -429,10 +429,10 @@ fn in_subnet(net: &NetworkInfo, addr: IpAddr) -> Result<()> {
     )))
 }
 
-/// `docker network connect --link` would change a running sandbox's
-/// resolver; refused rather than ignored.
+/// Legacy links are made at create; `network connect --link` names are
+/// for user-defined networks (as Docker).
 const CONNECT_LINKS: &str =
-    "--link with docker network connect is not supported by berthd (give --link to docker run)";
+    "--link with docker network connect is only supported on user-defined networks";
 
 /// A container's link variables, and its targets as (id, the names of
 /// their /etc/hosts lines).
@@ -1359,15 +1359,19 @@ impl Networking {
             }
             (a.sandbox.id.clone(), a.name.clone())
         };
-        if settings.is_some_and(|s| s.links.as_ref().is_some_and(|l| !l.is_empty())) {
-            return Err(Error::bad_request(CONNECT_LINKS));
-        }
+        let links = self.connect_links(&n, settings)?;
         let cfg = endpoint_config(&name, &n, settings)?;
         let ep = self
             .ctl
             .attach(&n.id, &sb, cfg)
             .await
             .map_err(|e| attach_err(e, &name))?;
+        if !links.is_empty() {
+            if let Err(e) = self.ctl.add_sandbox_links(&sb, &links).await {
+                let _ = self.ctl.detach(&ep.id).await;
+                return Err(net_err(e));
+            }
+        }
         let (orphan, written) = {
             let mut map = self.lock();
             match map.get_mut(id) {
@@ -1384,6 +1388,35 @@ impl Networking {
             let _ = self.ctl.detach(&ep).await;
         }
         written.map_err(|e| Error::internal(format!("updating /etc/hosts: {e}")))
+    }
+
+    /// `network connect --link NAME:ALIAS`: resolver names, on
+    /// user-defined networks only, for containers berthd networks.
+    fn connect_links(
+        &self,
+        n: &NetworkInfo,
+        settings: Option<&EndpointSettings>,
+    ) -> Result<BTreeMap<String, String>> {
+        let wanted = resolver_links(&[], settings)?;
+        if wanted.is_empty() {
+            return Ok(wanted);
+        }
+        if n.config.name == DEFAULT_NETWORK {
+            return Err(Error::bad_request(CONNECT_LINKS));
+        }
+        let map = self.lock();
+        let mut out = BTreeMap::new();
+        for (alias, target) in wanted {
+            // The resolver knows containers by name: an id becomes one.
+            let name = (map.iter())
+                .find(|(id, a)| a.name == target || id.starts_with(target.as_str()))
+                .map(|(_, a)| a.name.clone())
+                .ok_or_else(|| {
+                    Error::bad_request(format!("could not get container for {target}"))
+                })?;
+            out.insert(alias, name);
+        }
+        Ok(out)
     }
 
     /// `docker network disconnect`; the address leaves /etc/hosts.
