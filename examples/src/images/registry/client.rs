@@ -1,0 +1,409 @@
+//! The HTTP side: GETs on fresh HTTP/1.1 connections (plain or TLS),
+//! redirects, the Bearer token flow, bounded and timed body reads.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::config::tls_connector;
+use super::{RegistryConfig, RegistryError, RegistryResult, RemoteRef, DOCKER_HUB, IO_TIMEOUT};
+
+/// Where Docker Hub's API actually lives.
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A session with one registry repository: base URL, TLS and the token
+/// the registry gave us.
+pub(crate) struct Registry {
+    base: String,
+    repository: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+    token: Mutex<Option<String>>,
+}
+
+impl Registry {
+    /// A client for `reference`'s registry and repository.
+    pub(crate) fn new(reference: &RemoteRef, config: &RegistryConfig) -> RegistryResult<Self> {
+        let api = if reference.domain() == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            reference.domain()
+        };
+        let plain = config.plain_http(reference.domain());
+        let tls = if plain {
+            None
+        } else {
+            Some(tls_connector(config.extra_cas(reference.domain())?)?)
+        };
+        let scheme = if plain { "http" } else { "https" };
+        Ok(Self {
+            base: format!("{scheme}://{api}"),
+            repository: reference.path().to_string(),
+            tls,
+            token: Mutex::new(None),
+        })
+    }
+
+    /// `GET /v2/<repository>/<kind>/<reference>` with `accept`, following
+    /// redirects and answering a Bearer challenge once. Returns a `200`
+    /// response; other statuses become errors (`404`s as `not_found`).
+    pub(crate) async fn get(
+        &self,
+        kind: &str,
+        reference: &str,
+        accept: &str,
+        not_found: impl FnOnce() -> RegistryError,
+    ) -> RegistryResult<Response<Incoming>> {
+        let url = format!("{}/v2/{}/{kind}/{reference}", self.base, self.repository);
+        let mut challenged = false;
+        loop {
+            let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
+            let response = self.get_following(&url, accept, token.as_deref()).await?;
+            match response.status() {
+                StatusCode::OK => return Ok(response),
+                StatusCode::UNAUTHORIZED if !challenged => {
+                    challenged = true;
+                    let challenge = response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let Some(params) = challenge.as_deref().and_then(parse_bearer) else {
+                        return Err(self.error(&url, response).await);
+                    };
+                    let token = self.fetch_token(&params).await?;
+                    if let Ok(mut t) = self.token.lock() {
+                        *t = Some(token);
+                    }
+                }
+                StatusCode::NOT_FOUND => {
+                    let err = self.error(&url, response).await;
+                    return Err(match err {
+                        RegistryError::Status { ref message, .. }
+                            if message.contains("NAME_UNKNOWN") =>
+                        {
+                            RegistryError::Denied {
+                                repository: self.repository.clone(),
+                                message: message.clone(),
+                            }
+                        }
+                        _ => not_found(),
+                    });
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    let message = match self.error(&url, response).await {
+                        RegistryError::Status { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    return Err(RegistryError::Denied {
+                        repository: self.repository.clone(),
+                        message,
+                    });
+                }
+                _ => return Err(self.error(&url, response).await),
+            }
+        }
+    }
+
+    /// One GET, following up to five redirects (blob storage often sits
+    /// elsewhere); the token only goes to the registry itself.
+    async fn get_following(
+        &self,
+        url: &str,
+        accept: &str,
+        token: Option<&str>,
+    ) -> RegistryResult<Response<Incoming>> {
+        let mut url = url.to_string();
+        let mut token = token;
+        for _ in 0..5 {
+            let response = self.send(&url, accept, token).await?;
+            if !response.status().is_redirection() {
+                return Ok(response);
+            }
+            let Some(location) = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+            else {
+                return Ok(response);
+            };
+            let next = if location.starts_with('/') {
+                let uri: Uri = url.parse().map_err(|e| http_err(&url, e))?;
+                format!(
+                    "{}://{}{location}",
+                    uri.scheme_str().unwrap_or("https"),
+                    uri.authority().map_or("", |a| a.as_str())
+                )
+            } else {
+                location.to_string()
+            };
+            if !next.starts_with(&self.base) {
+                token = None;
+            }
+            url = next;
+        }
+        Err(RegistryError::Http {
+            url,
+            reason: "stopped after 5 redirects".into(),
+        })
+    }
+
+    /// Send one GET on a new connection.
+    async fn send(
+        &self,
+        url: &str,
+        accept: &str,
+        token: Option<&str>,
+    ) -> RegistryResult<Response<Incoming>> {
+        let uri: Uri = url.parse().map_err(|e| http_err(url, e))?;
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri
+            .authority()
+            .ok_or_else(|| http_err(url, "no host in URL"))?
+            .clone();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let dialled = format!("{}:{port}", authority.host());
+        let connect_err = |reason: String| RegistryError::Connect {
+            url: url.to_string(),
+            host: dialled.clone(),
+            reason,
+        };
+        let tcp = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| connect_err("i/o timeout".into()))?
+            .map_err(|e| connect_err(format!("connect: {}", os_reason(&e))))?;
+        let io: Box<dyn Io> = if https {
+            let tls = match &self.tls {
+                Some(t) => t.clone(),
+                None => tls_connector(Vec::new())?,
+            };
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| connect_err(format!("tls: {e}")))?;
+            let stream = tokio::time::timeout(IO_TIMEOUT, tls.connect(name, tcp))
+                .await
+                .map_err(|_| connect_err("tls handshake timeout".into()))?
+                .map_err(|e| connect_err(format!("tls: {e}")))?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| http_err(url, e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "registry connection closed");
+            }
+        });
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut request = Request::get(path)
+            .header(HOST, authority.as_str())
+            .header(ACCEPT, accept)
+            .header("user-agent", concat!("berthd/", env!("CARGO_PKG_VERSION")));
+        if let Some(token) = token {
+            let value =
+                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| http_err(url, e))?;
+            request = request.header(AUTHORIZATION, value);
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| http_err(url, e))?;
+        tracing::debug!(url, "registry GET");
+        tokio::time::timeout(IO_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| http_err(url, "timeout awaiting response headers"))?
+            .map_err(|e| http_err(url, e))
+    }
+
+    /// Ask the challenge's realm for a pull token (anonymous).
+    async fn fetch_token(&self, params: &HashMap<String, String>) -> RegistryResult<String> {
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| RegistryError::Unsupported("Bearer challenge without realm".into()))?;
+        let scope = params
+            .get("scope")
+            .cloned()
+            .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+        let mut query = vec![("scope", scope)];
+        if let Some(service) = params.get("service") {
+            query.push(("service", service.clone()));
+        }
+        let query = serde_urlencoded::to_string(&query).map_err(|e| http_err(realm, e))?;
+        let url = format!(
+            "{realm}{}{query}",
+            if realm.contains('?') { '&' } else { '?' }
+        );
+        let response = self.get_following(&url, "application/json", None).await?;
+        if response.status() != StatusCode::OK {
+            return Err(self.error(&url, response).await);
+        }
+        let body = read_small(response, &url, 1 << 20).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| http_err(&url, e))?;
+        answer
+            .token
+            .or(answer.access_token)
+            .ok_or_else(|| http_err(&url, "token answer without a token"))
+    }
+
+    /// An error answer as [`RegistryError::Status`], with the registry's
+    /// `{"errors":[{"code","message"}]}` when it sent one.
+    async fn error(&self, url: &str, response: Response<Incoming>) -> RegistryError {
+        let status = response.status().as_u16();
+        let body = read_small(response, url, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        #[derive(serde::Deserialize)]
+        struct Errors {
+            errors: Vec<ErrorItem>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ErrorItem {
+            code: Option<String>,
+            message: Option<String>,
+        }
+        let message = match serde_json::from_slice::<Errors>(&body) {
+            Ok(e) => e
+                .errors
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}: {}",
+                        i.code.as_deref().unwrap_or("UNKNOWN"),
+                        i.message.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(_) => String::from_utf8_lossy(&body).trim().to_string(),
+        };
+        RegistryError::Status {
+            url: url.to_string(),
+            status,
+            message,
+        }
+    }
+}
+
+/// The content type of a response, without parameters.
+pub(crate) fn content_type(response: &Response<Incoming>) -> Option<String> {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+}
+
+/// Read a whole response body of at most `limit` bytes.
+pub(crate) async fn read_small(
+    response: Response<Incoming>,
+    url: &str,
+    limit: usize,
+) -> RegistryResult<Vec<u8>> {
+    let mut body = response.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) = next_frame(&mut body, url).await? {
+        out.extend_from_slice(&frame);
+        if out.len() > limit {
+            return Err(http_err(url, format!("answer larger than {limit} bytes")));
+        }
+    }
+    Ok(out)
+}
+
+/// The next data frame of a body (`None` at its end), with a timeout.
+pub(crate) async fn next_frame(body: &mut Incoming, url: &str) -> RegistryResult<Option<Bytes>> {
+    loop {
+        let frame = tokio::time::timeout(IO_TIMEOUT, body.frame())
+            .await
+            .map_err(|_| http_err(url, "timeout reading the body"))?;
+        match frame {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(http_err(url, e)),
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn http_err(url: &str, reason: impl fmt::Display) -> RegistryError {
+    RegistryError::Http {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Go's wording for the common connect errors (what docker users see).
+fn os_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Parse `Bearer realm="…",service="…",scope="…"` into its parameters.
+pub(crate) fn parse_bearer(header: &str) -> Option<HashMap<String, String>> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        params.insert(key.trim().to_ascii_lowercase(), value.to_string());
+        rest = tail.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_parse() {
+        let p = parse_bearer(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        )
+        .unwrap();
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/busybox:pull");
+        assert!(parse_bearer(r#"Basic realm="x""#).is_none());
+        assert_eq!(
+            parse_bearer("Bearer realm=plain").unwrap()["realm"],
+            "plain"
+        );
+    }
+}
