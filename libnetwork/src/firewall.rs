@@ -7,9 +7,11 @@
 //! namespace we manage. If the library is missing we fall back to running
 //! `nft -f -` from that same thread, whose children inherit its namespace.
 //!
-//! Layout: published ports are elements of one verdict map keyed by
-//! protocol and port, each pointing at a per-endpoint chain holding the DNAT
-//! rules. Joining or leaving only adds or deletes those elements and the
+//! Layout: published ports are elements of maps: a mapping on every host
+//! address and one port is an element of the `dnat4`/`dnat6` maps; the
+//! others are elements of verdict maps keyed by host address (`ports4`,
+//! `ports6`), family (`any4`, `any6`) or port range (`port_ranges`), each
+//! pointing at a per-endpoint chain holding the DNAT rules. Joining or leaving only adds or deletes those elements and the
 //! chain, so the cost does not grow with the number of endpoints and no rule
 //! handles are needed. Network-level rules (isolation, ICC, masquerade) are
 //! rebuilt together with the table, which is also what `reload` does.
@@ -129,9 +131,18 @@ impl PortMapping {
         }
     }
 
+    /// Whether two mappings cannot both be published: a common host port
+    /// on overlapping host addresses ([`shares_host_address`]); port
+    /// ranges clash on any address (they share one interval map).
+    ///
+    /// [`shares_host_address`]: PortMapping::shares_host_address
+    pub fn clashes(&self, other: &PortMapping) -> bool {
+        let range = |p: &PortMapping| p.host_port_end.is_some_and(|e| e != p.host_port);
+        self.conflicts(other) && (range(self) || range(other) || self.shares_host_address(other))
+    }
+
     /// Whether two mappings claim a common host port (same protocol and
-    /// overlapping ports, whatever their host addresses: the firewall
-    /// sends one host port to one endpoint).
+    /// overlapping ports), whatever their host addresses.
     pub fn conflicts(&self, other: &PortMapping) -> bool {
         let (a0, a1) = self.host_range();
         let (b0, b1) = other.host_range();
@@ -183,7 +194,10 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
     // elements of the DNAT maps, so a join adds no chain and no rule.
     b.push_str("  map dnat4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }\n");
     b.push_str("  map dnat6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }\n");
-    b.push_str("  map ports { type inet_proto . inet_service : verdict ; }\n");
+    b.push_str("  map ports4 { type ipv4_addr . inet_proto . inet_service : verdict ; }\n");
+    b.push_str("  map ports6 { type ipv6_addr . inet_proto . inet_service : verdict ; }\n");
+    b.push_str("  map any4 { type inet_proto . inet_service : verdict ; }\n");
+    b.push_str("  map any6 { type inet_proto . inet_service : verdict ; }\n");
     b.push_str(
         "  map port_ranges { type inet_proto . inet_service : verdict ; flags interval ; }\n",
     );
@@ -193,7 +207,7 @@ pub fn rebuild_batch(table: &str, nets: &[FwNetwork], eps: &[FwEndpoint]) -> Str
     ] {
         let _ = writeln!(
             b,
-            "  chain {name} {{ type nat hook {hook} priority {prio} ; policy accept ; fib daddr type local meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4 ; fib daddr type local meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6 ; fib daddr type local meta l4proto . th dport vmap @ports ; fib daddr type local meta l4proto . th dport vmap @port_ranges ; }}"
+            "  chain {name} {{ type nat hook {hook} priority {prio} ; policy accept ; fib daddr type local meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4 ; fib daddr type local meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6 ; fib daddr type local ip daddr . meta l4proto . th dport vmap @ports4 ; fib daddr type local ip6 daddr . meta l4proto . th dport vmap @ports6 ; fib daddr type local meta nfproto ipv4 meta l4proto . th dport vmap @any4 ; fib daddr type local meta nfproto ipv6 meta l4proto . th dport vmap @any6 ; fib daddr type local meta l4proto . th dport vmap @port_ranges ; }}"
         );
     }
     b.push_str(
@@ -305,29 +319,47 @@ fn dnat_rules(ep: &FwEndpoint) -> Vec<String> {
     rules
 }
 
-fn elements(ep: &FwEndpoint, ranges: bool, with_verdict: bool) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    ep.ports
-        .iter()
-        .filter(|p| !plain(p) && p.host_port_end.is_some_and(|e| e != p.host_port) == ranges)
-        .map(|p| {
-            let (lo, hi) = p.host_range();
-            let key = if lo == hi {
-                format!("{} . {lo}", p.proto.as_str())
-            } else {
-                format!("{} . {lo}-{hi}", p.proto.as_str())
-            };
-            if with_verdict {
-                format!("{key} : goto ep-{}", ep.id)
-            } else {
-                key
-            }
-        })
-        // An IPv4 and an IPv6 mapping of one port share the element
-        // (the chain tells the families apart); deleting it twice in
-        // one batch would fail the batch.
-        .filter(|e| seen.insert(e.clone()))
-        .collect()
+/// The verdict map a chain-routed mapping's element goes to: one port on
+/// one host address in `ports4`/`ports6` (so endpoints may share a port
+/// on different addresses), on `0.0.0.0`/`::` in `any4`/`any6`, and port
+/// ranges (any address) in the interval map `port_ranges`.
+fn verdict_map(p: &PortMapping) -> &'static str {
+    let (lo, hi) = p.host_range();
+    match p.host_ip {
+        _ if lo != hi => "port_ranges",
+        Some(IpAddr::V4(a)) if !a.is_unspecified() => "ports4",
+        Some(IpAddr::V6(a)) if !a.is_unspecified() => "ports6",
+        Some(IpAddr::V6(_)) => "any6",
+        _ => "any4",
+    }
+}
+
+/// Elements of the verdict maps for the endpoint's chain-routed mappings,
+/// by map, each once (an IPv4 and an IPv6 range of one port share one).
+fn elements(ep: &FwEndpoint, with_verdict: bool) -> Vec<(&'static str, Vec<String>)> {
+    let mut out: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for p in ep.ports.iter().filter(|p| !plain(p)) {
+        let (lo, hi) = p.host_range();
+        let proto = p.proto.as_str();
+        let map = verdict_map(p);
+        let mut key = match map {
+            "port_ranges" if lo != hi => format!("{proto} . {lo}-{hi}"),
+            "ports4" | "ports6" => match p.host_ip {
+                Some(h) => format!("{h} . {proto} . {lo}"),
+                None => format!("{proto} . {lo}"),
+            },
+            _ => format!("{proto} . {lo}"),
+        };
+        if with_verdict {
+            key = format!("{key} : goto ep-{}", ep.id);
+        }
+        match out.iter_mut().find(|(m, _)| *m == map) {
+            Some((_, els)) if els.contains(&key) => {}
+            Some((_, els)) => els.push(key),
+            None => out.push((map, vec![key])),
+        }
+    }
+    out
 }
 
 /// The batch that publishes an endpoint's ports (empty without ports).
@@ -343,11 +375,8 @@ pub fn endpoint_add_batch(table: &str, ep: &FwEndpoint) -> String {
     for r in dnat_rules(ep) {
         let _ = writeln!(b, "add rule inet {table} ep-{} {r}", ep.id);
     }
-    for (map, ranges) in [("ports", false), ("port_ranges", true)] {
-        let els = elements(ep, ranges, true);
-        if !els.is_empty() {
-            let _ = writeln!(b, "add element inet {table} {map} {{ {} }}", els.join(", "));
-        }
+    for (map, els) in elements(ep, true) {
+        let _ = writeln!(b, "add element inet {table} {map} {{ {} }}", els.join(", "));
     }
     b
 }
@@ -392,15 +421,12 @@ pub fn endpoint_del_batch(table: &str, ep: &FwEndpoint) -> String {
     if ep.ports.iter().all(plain) {
         return b;
     }
-    for (map, ranges) in [("ports", false), ("port_ranges", true)] {
-        let els = elements(ep, ranges, false);
-        if !els.is_empty() {
-            let _ = writeln!(
-                b,
-                "delete element inet {table} {map} {{ {} }}",
-                els.join(", ")
-            );
-        }
+    for (map, els) in elements(ep, false) {
+        let _ = writeln!(
+            b,
+            "delete element inet {table} {map} {{ {} }}",
+            els.join(", ")
+        );
     }
     let _ = write!(
         b,
@@ -585,14 +611,16 @@ mod tests {
         assert!(add.contains(
             "meta nfproto ipv6 udp dport 8000-8002 dnat ip6 to [fd00::2] : udp dport map"
         ));
-        assert!(add.contains("add element inet berth ports { tcp . 8080 : goto ep-abc }"));
+        assert!(
+            add.contains("add element inet berth ports4 { 10.0.0.1 . tcp . 8080 : goto ep-abc }")
+        );
         assert!(
             add.contains("add element inet berth port_ranges { udp . 8000-8002 : goto ep-abc }")
         );
         let del = endpoint_del_batch("berth", &ep());
         assert_eq!(
             del,
-            "delete element inet berth ports { tcp . 8080 }\ndelete element inet berth port_ranges { udp . 8000-8002 }\nflush chain inet berth ep-abc\ndelete chain inet berth ep-abc\n"
+            "delete element inet berth ports4 { 10.0.0.1 . tcp . 8080 }\ndelete element inet berth port_ranges { udp . 8000-8002 }\nflush chain inet berth ep-abc\ndelete chain inet berth ep-abc\n"
         );
         let none = FwEndpoint {
             ports: vec![],
@@ -602,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn one_port_on_both_families_is_one_element_and_two_rules() {
+    fn one_port_on_both_families_goes_to_each_familys_map() {
         let ep = FwEndpoint {
             id: "d".into(),
             addrs: vec!["172.18.0.4".parse().unwrap(), "fd00::4".parse().unwrap()],
@@ -618,12 +646,32 @@ mod tests {
             ],
         };
         let add = endpoint_add_batch("berth", &ep);
-        assert!(add.contains("add element inet berth ports { tcp . 8081 : goto ep-d }\n"));
+        assert!(add.contains("add element inet berth any6 { tcp . 8081 : goto ep-d }\n"));
+        assert!(add.contains("add element inet berth any4 { tcp . 8081 : goto ep-d }\n"));
         assert!(add.contains("meta nfproto ipv6 tcp dport 8081 dnat ip6 to [fd00::4]:80"));
         assert!(add.contains("meta nfproto ipv4 tcp dport 8081 dnat ip to 172.18.0.4:81"));
         assert!(!add.contains("dnat ip to 172.18.0.4:80"), "{add}");
-        assert!(endpoint_del_batch("berth", &ep)
-            .starts_with("delete element inet berth ports { tcp . 8081 }\n"));
+        assert!(endpoint_del_batch("berth", &ep).starts_with(
+            "delete element inet berth any6 { tcp . 8081 }\ndelete element inet berth any4 { tcp . 8081 }\n"
+        ));
+        // A range on both families is one interval element, written once.
+        let both = FwEndpoint {
+            ports: vec![
+                PortMapping {
+                    host_ip: Some("::".parse().unwrap()),
+                    host_port_end: Some(9001),
+                    ..PortMapping::new(Proto::Tcp, 9000, 90)
+                },
+                PortMapping {
+                    host_ip: Some("0.0.0.0".parse().unwrap()),
+                    host_port_end: Some(9001),
+                    ..PortMapping::new(Proto::Tcp, 9000, 90)
+                },
+            ],
+            ..ep
+        };
+        assert!(endpoint_del_batch("berth", &both)
+            .starts_with("delete element inet berth port_ranges { tcp . 9000-9001 }\nflush"));
     }
 
     #[test]
@@ -718,6 +766,24 @@ mod tests {
             ..a.clone()
         };
         assert!(!v4.shares_host_address(&v6), "families never overlap");
+        assert!(!v4.clashes(&v6) && v4.clashes(&a) && a.clashes(&v6));
+        let lo = PortMapping {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            ..a.clone()
+        };
+        assert!(!lo.clashes(&PortMapping {
+            host_ip: Some("10.0.0.1".parse().unwrap()),
+            ..a.clone()
+        }));
+        let range = |ip: &str| PortMapping {
+            host_ip: Some(ip.parse().unwrap()),
+            host_port_end: Some(8081),
+            ..a.clone()
+        };
+        assert!(
+            range("127.0.0.1").clashes(&range("10.0.0.1")),
+            "ranges share a map"
+        );
         assert!(v6.shares_host_address(&v6_one) && a.shares_host_address(&v6));
         assert!(!v6_one.shares_host_address(&PortMapping {
             host_ip: Some("fd00::2".parse().unwrap()),

@@ -303,3 +303,100 @@ async fn link_aliases_resolve_in_their_sandbox_only_and_follow_the_target() {
     assert_eq!(ctl.sandbox(&other.id).await.unwrap().config.links, links);
     assert!(ctl.add_sandbox_links("nope", &links).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_share_a_port_on_different_host_addresses() {
+    if !is_root() {
+        return;
+    }
+    let fh = FakeHost::new().await;
+    ip(&[
+        "-n",
+        &fh.host.name,
+        "addr",
+        "add",
+        "fd99::1/64",
+        "dev",
+        "uplink",
+        "nodad",
+    ]);
+    ip(&[
+        "-n",
+        &fh.outside.name,
+        "addr",
+        "add",
+        "fd99::2/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    let ctl = fh.ctl();
+    ctl.create_network(
+        NetworkConfig::builder("share", "bridge")
+            .subnet("10.64.0.0/24".parse().unwrap())
+            .subnet("fd00:64::/64".parse().unwrap())
+            .build(),
+    )
+    .await
+    .unwrap();
+    let on = |ip: &str, host_port: u16| PortMapping {
+        host_ip: Some(ip.parse().unwrap()),
+        ..PortMapping::new(Proto::Tcp, host_port, 80)
+    };
+    let sa = ctl.create_sandbox(SandboxConfig::new("a")).await.unwrap();
+    let sb = ctl.create_sandbox(SandboxConfig::new("b")).await.unwrap();
+    let ea = ctl
+        .attach(
+            "share",
+            &sa.id,
+            EndpointConfig::builder("a")
+                .port(on("127.0.0.1", 8085))
+                .port(on("0.0.0.0", 8086))
+                .build(),
+        )
+        .await
+        .unwrap();
+    let eb = ctl
+        .attach(
+            "share",
+            &sb.id,
+            EndpointConfig::builder("b")
+                .port(on(HOST_IP, 8085))
+                .port(on("::", 8086))
+                .build(),
+        )
+        .await
+        .unwrap();
+    serve_tcp(&ns_of(&sa.netns_path), addr(addr_of(&ea, false), 80), "a");
+    serve_tcp(&ns_of(&sb.netns_path), addr(addr_of(&eb, false), 80), "b");
+    serve_tcp(&ns_of(&sb.netns_path), addr(addr_of(&eb, true), 80), "b6");
+    let (host4, host6): (IpAddr, IpAddr) = (HOST_IP.parse().unwrap(), "fd99::1".parse().unwrap());
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let out = fh.outside.ns();
+    assert_eq!(tcp_get(&fh.host.ns(), addr(lo, 8085)).unwrap(), "a");
+    assert_eq!(tcp_get(&out, addr(host4, 8085)).unwrap(), "b");
+    assert_eq!(tcp_get(&out, addr(host4, 8086)).unwrap(), "a", "0.0.0.0");
+    assert_eq!(tcp_get(&out, addr(host6, 8086)).unwrap(), "b6", "[::]");
+    // Overlapping addresses still clash, naming the port.
+    let sc = ctl.create_sandbox(SandboxConfig::new("c")).await.unwrap();
+    for taken in [
+        PortMapping::new(Proto::Tcp, 8085, 80),
+        on(HOST_IP, 8085),
+        on("::", 8086),
+    ] {
+        let err = ctl
+            .attach(
+                "share",
+                &sc.id,
+                EndpointConfig::builder("c").port(taken).build(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tcp/808"), "{err}");
+    }
+    // One leaves; the other keeps the port.
+    ctl.detach(&ea.id).await.unwrap();
+    assert!(tcp_blocked(&fh.host.ns(), addr(lo, 8085)));
+    assert_eq!(tcp_get(&out, addr(host4, 8085)).unwrap(), "b");
+}

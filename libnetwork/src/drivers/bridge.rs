@@ -255,7 +255,7 @@ impl Driver for BridgeDriver {
         for (i, p) in ep.config.ports.iter().enumerate() {
             for (j, q) in ep.config.ports.iter().enumerate().skip(i + 1) {
                 // One endpoint may take a port on 0.0.0.0 and on [::].
-                if p.conflicts(q) && p.shares_host_address(q) {
+                if p.clashes(q) {
                     return Err(Error::invalid(
                         format!("ports[{j}]"),
                         format!("overlaps ports[{i}]"),
@@ -263,7 +263,8 @@ impl Driver for BridgeDriver {
                 }
             }
             for (owner, ports) in st.claimed.iter().filter(|(id, _)| **id != ep.id) {
-                if let Some(q) = ports.iter().find(|q| p.conflicts(q)) {
+                // Endpoints may share a port on different host addresses.
+                if let Some(q) = ports.iter().find(|q| p.clashes(q)) {
                     return Err(Error::PortTaken {
                         proto: p.proto.as_str().to_string(),
                         port: p.host_port,
