@@ -160,7 +160,7 @@ fn mac_address_is_the_containers_and_inspect_shows_it() {
 }
 
 #[test]
-fn ipv6_published_ports_serve_over_ipv6_from_outside() {
+fn ipv6_and_per_address_published_ports_serve_from_outside() {
     let Some(d) = start() else { return };
     // IPv6 on the uplink between the outside and the fake host.
     for (ns, cidr, dev) in [
@@ -262,6 +262,31 @@ fn ipv6_published_ports_serve_over_ipv6_from_outside() {
     );
     assert_eq!(d.traces(), before);
     assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
+
+    // Two containers publish one port on different host addresses.
+    let on = |addr: &str| format!("{addr}:8090:80");
+    let (lo, up) = (on("127.0.0.1"), on(HOST_IP));
+    d.ok(&[
+        "run", "-d", "--name", "lo", "-p", &lo, "busybox", "sh", "-c", HTTPD,
+    ]);
+    let other = "mkdir -p /www && echo other > /www/index.html && exec httpd -f -p 80 -h /www";
+    d.ok(&[
+        "run", "-d", "--name", "up", "-p", &up, "busybox", "sh", "-c", other,
+    ]);
+    let url = format!("http://{HOST_IP}:8090/");
+    assert_eq!(
+        fetch6(&d.outside, &url, patience).as_deref(),
+        Some("other\n")
+    );
+    assert_eq!(
+        fetch6(&d.fake_host, "http://127.0.0.1:8090/", patience).as_deref(),
+        Some("hello-berth\n")
+    );
+    d.fails(
+        &["run", "-d", "-p", "8090:80", "busybox", "true"],
+        "port is already allocated",
+    );
+    d.ok(&["rm", "-f", "lo", "up"]);
 }
 
 #[test]
