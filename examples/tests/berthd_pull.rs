@@ -725,12 +725,14 @@ fn engine_pull_stream_messages() {
 }
 
 /// HTTPS: a registry whose certificate chains to a CA found only in the
-/// certs dir (`<dir>/<host:port>/ca.crt`, as Docker's certs.d). The
+/// certs dir (`<dir>/<host:port>/ca.crt`, as Docker's certs.d); insecure
+/// registries reached over unverified HTTPS or, when TLS fails, plain
+/// HTTP. The
 /// registry's name resolves to 127.0.0.1 through an /etc/hosts bind
 /// mount in a mount namespace of this test's own (its threads and
 /// children follow it); the host's files are not touched.
 #[test]
-fn https_registry_with_a_certs_dir_ca() {
+fn https_with_a_certs_dir_ca_and_insecure_registries() {
     use nix::mount::{mount, MsFlags};
     if !nix::unistd::geteuid().is_root() {
         eprintln!("SKIP: a private /etc/hosts needs root (mount namespace)");
@@ -790,4 +792,26 @@ fn https_registry_with_a_certs_dir_ca() {
         store.image_id(&format!("{image}:latest")).unwrap(),
         pulled.id
     );
+
+    // An insecure registry, as dockerd: HTTPS without checking the
+    // certificate, or plain HTTP when its TLS handshake fails.
+    let insecure = RegistryConfig::new().insecure(&domain);
+    let other_store = tempfile::tempdir().unwrap();
+    let other = ImageStore::open(other_store.path()).unwrap();
+    let unverified = rt.block_on(other.pull(&image, &insecure, |_| {})).unwrap();
+    assert_eq!(unverified.id, pulled.id);
+    let plain = LocalRegistry::start().unwrap();
+    plain.push_busybox("plain:1");
+    let plain_domain = format!("{TLS_NAME}:{}", plain.port);
+    let plain_image = format!("{plain_domain}/plain:1");
+    let err = rt
+        .block_on(other.pull(&plain_image, &RegistryConfig::new(), |_| {}))
+        .unwrap_err();
+    assert!(err.to_string().contains("tls"), "{err}");
+    let insecure = RegistryConfig::new().insecure(TLS_NAME);
+    let fell_back = rt
+        .block_on(other.pull(&plain_image, &insecure, |_| {}))
+        .unwrap();
+    assert!(fell_back.updated);
+    assert_eq!(other.image_id(&plain_image).unwrap(), fell_back.id);
 }

@@ -50,9 +50,10 @@ struct Args {
     /// NAME.json), instead of /run/docker/plugins and /etc/docker/plugins.
     #[arg(long)]
     volume_plugin_dir: Vec<std::path::PathBuf>,
-    /// Pull from this registry (`host[:port]`, or a host for any port)
-    /// over plain HTTP, as dockerd's `--insecure-registry`; loopback
-    /// registries always are. Repeat for several.
+    /// Treat this registry (`host[:port]`, or a host for any port) as
+    /// dockerd's `--insecure-registry`: HTTPS without checking its
+    /// certificate, else plain HTTP. Loopback registries are plain HTTP.
+    /// Repeat for several.
     #[arg(long)]
     insecure_registry: Vec<String>,
     /// Extra CAs per registry, as Docker's: `DIR/<host[:port]>/*.crt`.

@@ -13,11 +13,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::config::tls_connector;
+use super::config::{tls_connector, unverified_tls_connector, Transport};
 use super::{RegistryConfig, RegistryError, RegistryResult, RemoteRef, DOCKER_HUB, IO_TIMEOUT};
 
 /// Where Docker Hub's API actually lives.
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// How long a TLS handshake may take (Go's default, as dockerd).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -25,7 +27,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A session with one registry repository: base URL, TLS and the token
 /// the registry gave us.
 pub(crate) struct Registry {
-    base: String,
+    base: Mutex<String>,
+    /// The plain HTTP base an insecure registry falls back to when its
+    /// first TLS handshake fails.
+    fallback: Mutex<Option<String>>,
     repository: String,
     tls: Option<tokio_rustls::TlsConnector>,
     token: Mutex<Option<String>>,
@@ -39,15 +44,21 @@ impl Registry {
         } else {
             reference.domain()
         };
-        let plain = config.plain_http(reference.domain());
-        let tls = if plain {
-            None
-        } else {
-            Some(tls_connector(config.extra_cas(reference.domain())?)?)
+        let (tls, fallback) = match config.transport(reference.domain()) {
+            Transport::Http => (None, None),
+            Transport::Https => (
+                Some(tls_connector(config.extra_cas(reference.domain())?)?),
+                None,
+            ),
+            Transport::UnverifiedHttpsThenHttp => (
+                Some(unverified_tls_connector()?),
+                Some(format!("http://{api}")),
+            ),
         };
-        let scheme = if plain { "http" } else { "https" };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         Ok(Self {
-            base: format!("{scheme}://{api}"),
+            base: Mutex::new(format!("{scheme}://{api}")),
+            fallback: Mutex::new(fallback),
             repository: reference.path().to_string(),
             tls,
             token: Mutex::new(None),
@@ -64,11 +75,22 @@ impl Registry {
         accept: &str,
         not_found: impl FnOnce() -> RegistryError,
     ) -> RegistryResult<Response<Incoming>> {
-        let url = format!("{}/v2/{}/{kind}/{reference}", self.base, self.repository);
         let mut challenged = false;
         loop {
+            let url = format!("{}/v2/{}/{kind}/{reference}", self.base(), self.repository);
             let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
-            let response = self.get_following(&url, accept, token.as_deref()).await?;
+            let response = match self.get_following(&url, accept, token.as_deref()).await {
+                Err(RegistryError::Connect { ref reason, .. })
+                    if reason.starts_with("tls") && self.fall_back() =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
+            // The registry answered: no falling back later.
+            if let Ok(mut f) = self.fallback.lock() {
+                f.take();
+            }
             match response.status() {
                 StatusCode::OK => return Ok(response),
                 StatusCode::UNAUTHORIZED if !challenged => {
@@ -115,6 +137,24 @@ impl Registry {
         }
     }
 
+    /// The base URL (`scheme://host[:port]`) requests go to.
+    fn base(&self) -> String {
+        self.base.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Switch an insecure registry to plain HTTP, once; false when there
+    /// is nothing to fall back to.
+    fn fall_back(&self) -> bool {
+        let Some(http) = self.fallback.lock().ok().and_then(|mut f| f.take()) else {
+            return false;
+        };
+        tracing::debug!(base = %http, "TLS failed; trying the insecure registry over plain HTTP");
+        if let Ok(mut b) = self.base.lock() {
+            *b = http;
+        }
+        true
+    }
+
     /// One GET, following up to five redirects (blob storage often sits
     /// elsewhere); the token only goes to the registry itself.
     async fn get_following(
@@ -147,7 +187,7 @@ impl Registry {
             } else {
                 location.to_string()
             };
-            if !next.starts_with(&self.base) {
+            if !next.starts_with(&self.base()) {
                 token = None;
             }
             url = next;
@@ -193,7 +233,7 @@ impl Registry {
             };
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| connect_err(format!("tls: {e}")))?;
-            let stream = tokio::time::timeout(IO_TIMEOUT, tls.connect(name, tcp))
+            let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.connect(name, tcp))
                 .await
                 .map_err(|_| connect_err("tls handshake timeout".into()))?
                 .map_err(|e| connect_err(format!("tls: {e}")))?;

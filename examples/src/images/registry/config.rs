@@ -15,12 +15,13 @@ const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// How to reach registries: which ones speak plain HTTP, and which CAs
 /// the others' certificates may chain to.
 ///
-/// Loopback registries (`localhost`, `127.0.0.0/8`, `::1`) always speak
-/// plain HTTP, as with Docker; others listed with
-/// [`RegistryConfig::insecure`] (berthd's `--insecure-registry`) too.
-/// Every other registry is HTTPS, checked against the system's CA bundle
-/// plus, as Docker's `/etc/docker/certs.d/<host:port>/*.crt`, the CA files
-/// of [`RegistryConfig::certs_dir`].
+/// Loopback registries (`localhost`, `127.0.0.0/8`, `::1`) speak plain
+/// HTTP. Those listed with [`RegistryConfig::insecure`] (berthd's
+/// `--insecure-registry`) are tried as dockerd does: HTTPS without
+/// checking the certificate, then plain HTTP. Every other registry is
+/// HTTPS, checked against the system's CA bundle plus, as Docker's
+/// `/etc/docker/certs.d/<host:port>/*.crt`, the CA files of
+/// [`RegistryConfig::certs_dir`].
 ///
 /// ```
 /// use examples::images::RegistryConfig;
@@ -42,7 +43,8 @@ impl RegistryConfig {
         Self::default()
     }
 
-    /// Talk plain HTTP to `host[:port]` (a host alone matches any port).
+    /// Treat `host[:port]` (a host alone matches any port) as insecure:
+    /// HTTPS without certificate checks, else plain HTTP.
     pub fn insecure(mut self, registry: impl Into<String>) -> Self {
         self.insecure.push(registry.into());
         self
@@ -83,19 +85,42 @@ impl RegistryConfig {
         Ok(cas)
     }
 
-    /// Whether `domain` (`host[:port]`) is reached over plain HTTP.
+    /// Whether `domain` (`host[:port]`) may be reached over plain HTTP.
     pub fn plain_http(&self, domain: &str) -> bool {
+        self.transport(domain) != Transport::Https
+    }
+
+    /// How `domain` is reached.
+    pub(super) fn transport(&self, domain: &str) -> Transport {
         let host = host_of(domain);
         let loopback = host == "localhost"
             || host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        loopback
-            || self
-                .insecure
-                .iter()
-                .any(|i| i == domain || (!i.contains(':') && i == host))
+        if loopback {
+            Transport::Http
+        } else if self
+            .insecure
+            .iter()
+            .any(|i| i == domain || (!i.contains(':') && i == host))
+        {
+            Transport::UnverifiedHttpsThenHttp
+        } else {
+            Transport::Https
+        }
     }
+}
+
+/// How a registry is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// Plain HTTP (loopback registries).
+    Http,
+    /// HTTPS, the certificate checked.
+    Https,
+    /// Insecure registries, as dockerd: HTTPS without checking the
+    /// certificate, then plain HTTP if the TLS handshake fails.
+    UnverifiedHttpsThenHttp,
 }
 
 /// The host of `host[:port]` (brackets of IPv6 literals removed).
@@ -143,6 +168,73 @@ pub(super) fn tls_connector(
         return Ok(connector);
     }
     Ok(CONNECTOR.get_or_init(|| connector).clone())
+}
+
+/// A TLS connector that accepts any certificate (insecure registries
+/// only); handshake signatures are still checked.
+pub(super) fn unverified_tls_connector() -> RegistryResult<tokio_rustls::TlsConnector> {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RegistryError::Unsupported(format!("TLS setup: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
