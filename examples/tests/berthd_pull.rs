@@ -457,7 +457,8 @@ fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
 /// several repositories: `bad` (the layer corrupt), `cut` (the layer cut
 /// short), `auth` (behind Docker's Bearer token flow: a 401 challenge
 /// naming `/token`, which hands out the token), `multi` (an OCI index
-/// listing arm64 and amd64) and `zstd` (a zstd layer type). Returns its
+/// listing arm64 and amd64), `zstd` (a zstd layer type) and `gone` (an
+/// unknown repository: NAME_UNKNOWN). Returns its
 /// port and the index's digest; the thread ends with the test process.
 fn fake_registry() -> (u16, String) {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -562,6 +563,13 @@ fn fake_registry() -> (u16, String) {
                 status: "404 Not Found",
                 ..ok("application/json", br#"{"errors":[]}"#.to_vec())
             };
+            let name_unknown = Reply {
+                status: "404 Not Found",
+                ..ok(
+                    "application/json",
+                    br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#.to_vec(),
+                )
+            };
             let reply =
                 if path.starts_with("/token?") && path.contains("scope=repository%3Aauth%3Apull") {
                     token.clone()
@@ -571,7 +579,11 @@ fn fake_registry() -> (u16, String) {
                     routes
                         .get(&(repo, format!("/{rest}")))
                         .cloned()
-                        .unwrap_or(not_found)
+                        .unwrap_or(if repo == "gone" {
+                            name_unknown
+                        } else {
+                            not_found
+                        })
                 };
             let extra = if reply.status.starts_with("401") {
                 challenge.as_str()
@@ -615,6 +627,12 @@ fn corrupt_or_cut_blob_leaves_no_partial_image() {
     assert!(out.stderr.contains("digest mismatch"), "{}", out.stderr);
     let out = d.docker(&["pull", &format!("127.0.0.1:{port}/cut")]);
     assert_ne!(out.code, 0, "{}", out.stdout);
+    let out = d.docker(&["pull", &format!("127.0.0.1:{port}/gone")]);
+    assert_ne!(out.code, 0);
+    let denied = format!(
+        "pull access denied for 127.0.0.1:{port}/gone, repository does not exist or may require 'docker login'"
+    );
+    assert!(out.stderr.contains(&denied), "{}", out.stderr);
 
     assert_eq!(files_under(&images_dir), before, "a failed pull left files");
     assert_eq!(std::fs::read(images_dir.join("index.json")).unwrap(), index);

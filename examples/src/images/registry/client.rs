@@ -32,6 +32,8 @@ pub(crate) struct Registry {
     /// first TLS handshake fails.
     fallback: Mutex<Option<String>>,
     repository: String,
+    /// The repository as Docker names it in errors.
+    familiar: String,
     tls: Option<tokio_rustls::TlsConnector>,
     token: Mutex<Option<String>>,
 }
@@ -60,6 +62,7 @@ impl Registry {
             base: Mutex::new(format!("{scheme}://{api}")),
             fallback: Mutex::new(fallback),
             repository: reference.path().to_string(),
+            familiar: reference.familiar_repo(),
             tls,
             token: Mutex::new(None),
         })
@@ -115,7 +118,7 @@ impl Registry {
                             if message.contains("NAME_UNKNOWN") =>
                         {
                             RegistryError::Denied {
-                                repository: self.repository.clone(),
+                                repository: self.familiar.clone(),
                                 message: message.clone(),
                             }
                         }
@@ -128,7 +131,7 @@ impl Registry {
                         other => other.to_string(),
                     };
                     return Err(RegistryError::Denied {
-                        repository: self.repository.clone(),
+                        repository: self.familiar.clone(),
                         message,
                     });
                 }
