@@ -145,7 +145,8 @@ impl ImageStore {
         if up_to_date {
             let (layout, manifest_digest) = (self.layout.clone(), manifest.digest.clone());
             self.run_blocking(move |_| {
-                repo_digests::record(&layout, &manifest_digest, &repo_digest)
+                repo_digests::record_or_warn(&layout, &manifest_digest, &repo_digest);
+                Ok(())
             })
             .await?;
             let id = parsed.config().digest().clone();
@@ -240,7 +241,7 @@ impl ImageStore {
                 staging.add_bytes(&manifest.bytes, "manifest")?;
                 staging.add_image(manifest_desc, names);
                 staging.commit()?;
-                repo_digests::record(&s.layout, &manifest_digest, &repo_digest)?;
+                repo_digests::record_or_warn(&s.layout, &manifest_digest, &repo_digest);
                 Ok(config_digest)
             })
             .await?;

@@ -56,6 +56,14 @@ pub(crate) fn record(layout: &Layout, manifest: &Digest, repo_digest: &str) -> R
     layout.write_atomic(&path, &bytes)
 }
 
+/// [`record`], a failure only logged: the image is committed by then,
+/// and without the entry it only lacks its RepoDigests.
+pub(crate) fn record_or_warn(layout: &Layout, manifest: &Digest, repo_digest: &str) {
+    if let Err(e) = record(layout, manifest, repo_digest) {
+        tracing::warn!(%manifest, repo_digest, error = %e, "could not record the repository digest");
+    }
+}
+
 /// Every stored manifest's repository digests (keyed `sha256:…`).
 pub(crate) fn all(layout: &Layout) -> BTreeMap<String, Vec<String>> {
     read(layout)
