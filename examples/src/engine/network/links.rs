@@ -1,8 +1,10 @@
-//! Legacy container links (`docker run --link NAME[:ALIAS]`) on the
-//! default bridge: the linked container's address in /etc/hosts under the
-//! alias, its hostname and its name, and the environment variables Docker
-//! sets for it (`ALIAS_PORT_80_TCP=tcp://172.17.0.2:80`, `ALIAS_NAME`,
-//! `ALIAS_ENV_*`).
+//! Container links (`docker run --link NAME[:ALIAS]`). On the default
+//! bridge (legacy links): the linked container's address in /etc/hosts
+//! under the alias, its hostname and its name, and the environment
+//! variables Docker sets for it (`ALIAS_PORT_80_TCP=tcp://172.17.0.2:80`,
+//! `ALIAS_NAME`, `ALIAS_ENV_*`). On a user-defined network the alias is a
+//! name in the container's own resolver instead (see `resolver_links` in
+//! the parent module).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -62,7 +64,9 @@ pub fn targets(
         let id = resolve(records, &name).map_err(|e| {
             Error::bad_request(format!("could not get container for {name}: {}", e.message))
         })?;
-        let r = &records[&id];
+        let r = records
+            .get(&id)
+            .ok_or_else(|| Error::bad_request(format!("could not get container for {name}")))?;
         out.push(Target {
             id: id.clone(),
             name: r.name.clone(),
