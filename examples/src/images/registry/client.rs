@@ -18,6 +18,10 @@ use super::{RegistryConfig, RegistryError, RegistryResult, RemoteRef, DOCKER_HUB
 
 /// Where Docker Hub's API actually lives.
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// How long to wait for a TCP connection (all of a name's addresses):
+/// short enough that an unreachable registry fails before the CLI or its
+/// user gives up.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 /// How long a TLS handshake may take (Go's default, as dockerd).
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -225,7 +229,7 @@ impl Registry {
             host: dialled.clone(),
             reason,
         };
-        let tcp = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect((host, port)))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| connect_err("i/o timeout".into()))?
             .map_err(|e| connect_err(format!("connect: {}", os_reason(&e))))?;
