@@ -63,6 +63,10 @@ struct Args {
     /// SIGKILL after their stop timeout) instead of leaving them running.
     #[arg(long)]
     stop_containers_on_exit: bool,
+    /// dockerd's `--log-opt key=value`: json-file defaults for new
+    /// containers (`max-size=10m`, `max-file=3`). Repeat for several.
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// tracing filter; also RUST_LOG.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -113,6 +117,8 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
         .fold(RegistryConfig::new(), |c, r| c.insecure(r.clone()))
         .certs_dir(&args.registry_certs_dir);
     engine.set_registry_config(registries);
+    let log_defaults = examples::engine::logrot::daemon_opts(&args.log_opt).context("--log-opt")?;
+    engine.set_log_defaults(log_defaults);
     if !args.volume_plugin_dir.is_empty() {
         engine.set_volume_plugin_dirs(args.volume_plugin_dir.clone());
     }

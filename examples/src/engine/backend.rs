@@ -56,6 +56,8 @@ struct Inner {
     volumes: Arc<Volumes>,
     events: Arc<Events>,
     registries: std::sync::RwLock<crate::images::RegistryConfig>,
+    /// The daemon's `--log-opt` defaults for json-file.
+    log_defaults: std::sync::RwLock<HashMap<String, String>>,
 }
 
 /// The local engine: images from [`ImageStore`], containers run by
@@ -125,6 +127,7 @@ impl LocalBackend {
                 volumes,
                 events,
                 registries: Default::default(),
+                log_defaults: Default::default(),
             }),
         })
     }
@@ -139,6 +142,17 @@ impl LocalBackend {
     /// /etc/docker/plugins; call before serving.
     pub fn set_volume_plugin_dirs(&self, dirs: Vec<PathBuf>) {
         self.inner.volumes.set_plugin_dirs(dirs);
+    }
+
+    /// The daemon's json-file options (dockerd's `--log-opt`, checked with
+    /// [`crate::engine::logrot::daemon_opts`]): containers created later
+    /// get those they do not set themselves.
+    pub fn set_log_defaults(&self, opts: HashMap<String, String>) {
+        *self
+            .inner
+            .log_defaults
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = opts;
     }
 
     /// Turns networking on (berthd's `--network-host-netns`): containers
@@ -394,6 +408,9 @@ impl Backend for LocalBackend {
             .filter(|i| !i.is_empty())
             .ok_or_else(|| Error::bad_request("no image given (Image)"))?;
         lifecycle::check_restart_policy(&body)?;
+        let mut body = body;
+        let log_defaults = self.inner.log_defaults.read().map(|d| d.clone());
+        crate::engine::logrot::settle(&mut body, &log_defaults.unwrap_or_default())?;
         if let Some(n) = name {
             if !valid_name(n) {
                 return Err(Error::bad_request(format!(

@@ -3,6 +3,11 @@
 //! log in memory, whatever its size. `--tail N` seeks back from the end
 //! block by block instead of reading the file from its start.
 //!
+//! A rotated log ([`super::logrot`]) is read as one: `container.log.N` …
+//! `.1`, then `container.log`, each opened before the read so a rotation
+//! cannot move lines from under it; `-f` follows its file by inode into
+//! the next one when the shim rotates.
+//!
 //! Docker's json-file driver is the model: `--tail` counts the file's
 //! lines (of both streams), then `--since`/`--until` select by time (the
 //! first line after `--until` ends the read), then the stream selection
@@ -17,6 +22,7 @@ use futures::StreamExt;
 use libswarm::{BoxStream, LogsOptions, OutputChunk, StreamKind};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::logrot::{self, LogFile};
 use super::record::{parse_line, Live, LogLine};
 
 /// How far back `tail_start` reads at a time.
@@ -100,8 +106,14 @@ impl Selection {
 /// reading back from `end` in blocks (the log's end is a line end: the
 /// shim writes whole lines).
 pub fn tail_start<R: Read + Seek>(r: &mut R, end: u64, n: usize) -> std::io::Result<u64> {
+    Ok(tail_lines(r, end, n)?.0)
+}
+
+/// Where the last `n` lines of the first `end` bytes begin, and how many
+/// lines that is (fewer than `n` when the file has fewer: then 0).
+fn tail_lines<R: Read + Seek>(r: &mut R, end: u64, n: usize) -> std::io::Result<(u64, usize)> {
     if n == 0 {
-        return Ok(end);
+        return Ok((end, 0));
     }
     let mut buf = vec![0u8; BLOCK as usize];
     let mut pos = end;
@@ -124,28 +136,31 @@ pub fn tail_start<R: Read + Seek>(r: &mut R, end: u64, n: usize) -> std::io::Res
             }
             newlines += 1;
             if newlines == n {
-                return Ok(pos + i as u64 + 1);
+                return Ok((pos + i as u64 + 1, n));
             }
         }
     }
-    Ok(0)
+    // Every newline but the last starts a line, and so does the start.
+    Ok((0, if end == 0 { 0 } else { newlines + 1 }))
 }
 
 /// The length of the complete lines of the log (a line being written is
 /// left out); 0 when there is no log.
 pub fn complete_len(path: &Path) -> u64 {
-    let Ok(mut f) = File::open(path) else {
-        return 0;
-    };
+    File::open(path).map(|f| complete_len_of(&f)).unwrap_or(0)
+}
+
+/// [`complete_len`] of an open file.
+fn complete_len_of(f: &File) -> u64 {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len == 0 || last_byte(&mut f, len) == Some(b'\n') {
+    if len == 0 || last_byte(f, len) == Some(b'\n') {
         return len;
     }
     // The start of the last, partial line is the end of the complete ones.
-    tail_start(&mut f, len, 1).unwrap_or(0)
+    tail_start(&mut &*f, len, 1).unwrap_or(0)
 }
 
-fn last_byte(f: &mut File, len: u64) -> Option<u8> {
+fn last_byte(mut f: &File, len: u64) -> Option<u8> {
     let mut b = [0u8];
     f.seek(SeekFrom::Start(len.checked_sub(1)?)).ok()?;
     f.read_exact(&mut b).ok()?;
@@ -162,7 +177,12 @@ pub struct Entries {
 impl Entries {
     /// Opens `path` at `start`.
     pub fn open(path: &Path, start: u64, end: u64) -> std::io::Result<Entries> {
-        let mut f = File::open(path)?;
+        Entries::of_file(&File::open(path)?, start, end)
+    }
+
+    /// Reads an open file at `start`.
+    pub fn of_file(file: &File, start: u64, end: u64) -> std::io::Result<Entries> {
+        let mut f = file.try_clone()?;
         f.seek(SeekFrom::Start(start))?;
         Ok(Entries {
             reader: BufReader::with_capacity(BLOCK as usize, f.take(end.saturating_sub(start))),
@@ -208,14 +228,118 @@ pub struct Span {
 pub fn stream(path: PathBuf, span: Span) -> BoxStream<libswarm::Result<OutputChunk>> {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let end = span.end.unwrap_or_else(|| complete_len(&path));
-        let sent = tail_offset(&path, end, span.tail)
-            .and_then(|start| send_range(&path, start, end, span.selection, &tx));
+        let sent = Snapshot::take(&path, span.tail, span.end)
+            .and_then(|snap| snap.send(span.selection, &tx));
         if let Err(source) = sent {
             report(path, source, &tx);
         }
     });
     stream_of(rx)
+}
+
+/// The log's files, open, oldest first, with where the read of each ends
+/// and where the read starts (file, offset).
+struct Snapshot {
+    set: Vec<LogFile>,
+    ends: Vec<u64>,
+    from: (usize, u64),
+}
+
+impl Snapshot {
+    /// Opens the files; the live one is read to `end` (default: its
+    /// complete lines), the rotated ones whole; `tail` counts lines back
+    /// across them all.
+    fn take(path: &Path, tail: Option<usize>, end: Option<u64>) -> std::io::Result<Snapshot> {
+        let set = logrot::open_set(path)?;
+        let last = set.len().checked_sub(1);
+        let mut ends = Vec::with_capacity(set.len());
+        for (i, f) in set.iter().enumerate() {
+            ends.push(match (Some(i) == last, end) {
+                (true, Some(e)) => e,
+                (true, None) => complete_len_of(&f.file),
+                (false, _) => f.file.metadata()?.len(),
+            });
+        }
+        let mut from = (0, 0);
+        if let (Some(mut n), Some(last)) = (tail, last) {
+            from = (last, ends[last]);
+            for i in (0..=last).rev() {
+                let (start, found) = tail_lines(&mut &set[i].file, ends[i], n)?;
+                from = (i, start);
+                if found >= n {
+                    break;
+                }
+                n -= found;
+            }
+        }
+        Ok(Snapshot { set, ends, from })
+    }
+
+    /// Sends the selected entries from `from` to the ends.
+    fn send(&self, sel: Selection, tx: &ChunkTx) -> std::io::Result<Flow> {
+        let (first, offset) = self.from;
+        for i in first..self.set.len() {
+            let start = if i == first { offset } else { 0 };
+            if let Flow::Done = send_range(&self.set[i].file, start, self.ends[i], sel, tx)? {
+                return Ok(Flow::Done);
+            }
+        }
+        Ok(Flow::More)
+    }
+
+    /// The live file, read up to its end: where a follower goes on.
+    fn into_cursor(mut self) -> Option<Cursor> {
+        let pos = self.ends.pop()?;
+        let file = self.set.pop()?;
+        Some(Cursor { file, pos })
+    }
+}
+
+/// Where a follower is: a file (by inode, found again after rotations)
+/// and the offset read so far.
+struct Cursor {
+    file: LogFile,
+    pos: u64,
+}
+
+impl Cursor {
+    /// Sends what was logged since the last read: the rest of this file,
+    /// and when the shim rotated it away, the newer files in turn (a file
+    /// dropped meanwhile is skipped: the follower was too slow for
+    /// `max-file`, as with Docker).
+    fn advance(&mut self, path: &Path, sel: Selection, tx: &ChunkTx) -> std::io::Result<Flow> {
+        loop {
+            let live = logrot::ino_at(path) == Some(self.file.ino);
+            // A rotated file is complete: the shim rotates between lines.
+            let end = if live {
+                complete_len_of(&self.file.file)
+            } else {
+                self.file.file.metadata()?.len()
+            };
+            if end < self.pos {
+                // Emptied in place (`max-file=1`).
+                self.pos = 0;
+            }
+            if let Flow::Done = send_range(&self.file.file, self.pos, end, sel, tx)? {
+                return Ok(Flow::Done);
+            }
+            self.pos = end;
+            if live {
+                return Ok(Flow::More);
+            }
+            let mut set = logrot::open_set(path)?;
+            let next = match set.iter().position(|f| f.ino == self.file.ino) {
+                Some(i) => i + 1,
+                None => 0,
+            };
+            if next >= set.len() {
+                // Mid-rotation: the next wake-up reads on.
+                return Ok(Flow::More);
+            }
+            self.file = set.swap_remove(next);
+            self.pos = 0;
+        }
+    }
 }
 
 /// `docker logs -f`: the selected entries the log has, then each entry as
@@ -232,22 +356,30 @@ pub fn follow(
     use tokio::sync::broadcast::error::TryRecvError;
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     tokio::spawn(async move {
-        let mut pos = None;
+        let mut cursor: Option<Cursor> = None;
+        // Only the first read takes the tail (a log that is not there yet
+        // is read whole once it is).
+        let mut tail = tail;
         let mut ended = false;
         loop {
             let (p, tx2) = (path.clone(), tx.clone());
+            let mut at = cursor.take();
             let read = tokio::task::spawn_blocking(move || {
-                let end = complete_len(&p);
-                let start = match pos {
-                    Some(at) => at,
-                    None => tail_offset(&p, end, tail)?,
+                let flow = match at.as_mut() {
+                    Some(c) => c.advance(&p, sel, &tx2)?,
+                    None => {
+                        let snap = Snapshot::take(&p, tail, None)?;
+                        let flow = snap.send(sel, &tx2)?;
+                        at = snap.into_cursor();
+                        flow
+                    }
                 };
-                let flow = send_range(&p, start, end.max(start), sel, &tx2)?;
-                Ok::<_, std::io::Error>((end.max(start), flow))
+                Ok::<_, std::io::Error>((at, flow))
             })
             .await;
+            tail = None;
             match read {
-                Ok(Ok((end, Flow::More))) => pos = Some(end),
+                Ok(Ok((at, Flow::More))) => cursor = at,
                 Ok(Ok((_, Flow::Done))) | Err(_) => return,
                 Ok(Err(source)) => return report(path, source, &tx),
             }
@@ -306,17 +438,6 @@ fn report(path: PathBuf, source: std::io::Error, tx: &ChunkTx) {
     let _ = tx.try_send(Err(libswarm::Error::internal(e.to_string())));
 }
 
-/// Where a read of the first `end` bytes starts: the last `tail` lines,
-/// or the start (also when there is no log yet).
-fn tail_offset(path: &Path, end: u64, tail: Option<usize>) -> std::io::Result<u64> {
-    let Some(n) = tail else { return Ok(0) };
-    match File::open(path) {
-        Ok(mut f) => tail_start(&mut f, end, n),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(end),
-        Err(e) => Err(e),
-    }
-}
-
 /// Whether a read may go on.
 enum Flow {
     /// The next entries are wanted.
@@ -325,9 +446,9 @@ enum Flow {
     Done,
 }
 
-/// Sends the selected entries of `[start, end)`.
+/// Sends the selected entries of `[start, end)` of a file.
 fn send_range(
-    path: &Path,
+    file: &File,
     start: u64,
     end: u64,
     sel: Selection,
@@ -336,12 +457,7 @@ fn send_range(
     if start >= end {
         return Ok(Flow::More);
     }
-    let entries = match Entries::open(path, start, end) {
-        Ok(e) => e,
-        // Never started: no log yet.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Flow::More),
-        Err(e) => return Err(e),
-    };
+    let entries = Entries::of_file(file, start, end)?;
     let mut batch = Batch::default();
     let mut flow = Flow::More;
     for entry in entries {

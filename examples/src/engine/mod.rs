@@ -9,12 +9,14 @@
 //! - [`shim`]: the per-container monitor (berthd re-executed)
 //! - [`monitor`]: the libchan protocol between berthd and a shim
 //! - [`logs`]: `docker logs` streamed from the json-file log on disk
+//! - [`logrot`]: json-file rotation (`--log-opt max-size/max-file`)
 //! - [`network`]: containers on libnetwork networks (opt-in)
 //! - [`LocalBackend`]: the `Backend`, served by `libswarm::dockerserver`
 
 mod backend;
 pub mod events;
 pub mod exec;
+pub mod logrot;
 pub mod logs;
 pub mod monitor;
 pub mod network;

@@ -70,7 +70,8 @@ pub struct Chunk {
     pub time: i64,
     /// The bytes.
     pub data: Vec<u8>,
-    /// The log file's length once this chunk was written to it.
+    /// The live log file's length once this chunk was written to it (a
+    /// rotation starts the live file again at 0).
     pub end: u64,
 }
 

@@ -312,7 +312,8 @@ impl Record {
         for l in lines {
             let _ = self.live.send(Live::Chunk(l));
         }
-        self.log_bytes = self.log_bytes.max(end);
+        // Chunks come in log order; a rotation starts the live file at 0.
+        self.log_bytes = end;
     }
 
     /// Sends the log file from `log_bytes` up to `end` (output the shim

@@ -31,6 +31,7 @@ use std::io::Read;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
+use super::logrot::{RotatingLog, Rotation};
 use super::monitor::{self, Chunk, Exit, Request};
 use super::record::{json_line, split_lines_at};
 
@@ -157,7 +158,7 @@ struct Started {
     /// never reads EIO before the last output is in (closed after exit).
     pty_peer: Option<OwnedFd>,
     listener: std::os::unix::net::UnixListener,
-    log: std::fs::File,
+    log: RotatingLog,
 }
 
 /// Creates the container with pipes as its stdio: the shim's own fds 0-2
@@ -165,10 +166,11 @@ struct Started {
 /// the create and back at /dev/null after.
 fn start(a: &ShimArgs) -> anyhow::Result<Started> {
     use nix::fcntl::OFlag;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(monitor::log_file(&a.bundle))?;
+    // The rotation `docker create` checked and stored with the record.
+    let rotation = super::record::Stored::load(&a.bundle)
+        .map(|s| Rotation::of(s.body.host_config.and_then(|h| h.log_config).as_ref()))
+        .unwrap_or(Rotation::NONE);
+    let log = RotatingLog::open(&monitor::log_file(&a.bundle), rotation)?;
     let _ = std::fs::remove_file(&a.socket);
     let listener = std::os::unix::net::UnixListener::bind(&a.socket)?;
     let devnull = std::fs::OpenOptions::new()
@@ -220,7 +222,7 @@ fn start(a: &ShimArgs) -> anyhow::Result<Started> {
 /// other end of that socket pair.
 fn start_on_pty(
     a: &ShimArgs,
-    log: std::fs::File,
+    log: RotatingLog,
     listener: std::os::unix::net::UnixListener,
     devnull: &std::fs::File,
 ) -> anyhow::Result<Started> {
@@ -366,8 +368,7 @@ const QUEUED: usize = 64;
 /// The log and who listens: one lock, so a subscriber's offset and the
 /// chunks it gets never overlap or leave a gap.
 struct Output {
-    log: std::fs::File,
-    len: u64,
+    log: RotatingLog,
     subscribers: Vec<mpsc::Sender<Chunk>>,
     /// The output has ended (no new subscribers get live chunks).
     done: bool,
@@ -384,15 +385,15 @@ impl Output {
         for l in split_lines_at(stream, data, time) {
             let mut line = json_line(&l);
             line.push('\n');
-            if self.log.write_all(line.as_bytes()).is_ok() {
-                self.len += line.len() as u64;
+            if let Err(e) = self.log.write_line(line.as_bytes()) {
+                tracing::warn!(error = %e, "writing the container log");
             }
         }
         let chunk = Chunk {
             stderr: stream == StreamKind::Stderr,
             time,
             data: data.to_vec(),
-            end: self.len,
+            end: self.log.len(),
         };
         self.subscribers.retain(|s| !s.is_closed());
         (chunk, self.subscribers.clone())
@@ -442,10 +443,8 @@ async fn serve(a: &ShimArgs, s: Started) -> i32 {
         listener,
         log,
     } = s;
-    let len = log.metadata().map(|m| m.len()).unwrap_or(0);
     let out: Shared = Arc::new(Mutex::new(Output {
         log,
-        len,
         subscribers: Vec::new(),
         done: false,
         turn: Arc::default(),
@@ -555,7 +554,7 @@ fn handle(
                 if !o.done {
                     o.subscribers.push(tx);
                 }
-                o.len
+                o.log.len()
             };
             Some(tokio::spawn(async move {
                 if offset.send(at).await.is_err() {
