@@ -18,7 +18,7 @@ use crate::init::{self, InitContext, InitExtension};
 use crate::namespaces::{self, NamespaceError, NamespacePlan};
 use crate::plan::{InitPlan, PlanError};
 use crate::state::{self, OciState, StateError, Status, StoredHooks, StoredState, EXEC_FIFO};
-use crate::syscall::check;
+use crate::syscall::{check, LinuxSyscall};
 
 /// The default root state directory.
 pub const DEFAULT_ROOT: &str = "/run/berth";
@@ -62,6 +62,9 @@ pub enum CreateError {
         /// Why.
         source: std::io::Error,
     },
+    /// An idmapped mount could not be prepared.
+    #[error(transparent)]
+    Idmap(#[from] crate::idmap::IdmapError),
     /// The init reported a setup failure.
     #[error("container init: {0}")]
     Init(String),
@@ -241,6 +244,8 @@ impl ContainerBuilder {
         let plan = InitPlan::build(&spec, &bundle, &ns, || {
             std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
         })?;
+        // Before the state directory: a failure here leaves nothing behind.
+        let idmapped = crate::idmap::prepare(&LinuxSyscall, &plan)?;
         let hooks = spec.hooks().clone().unwrap_or_default();
         let runtime_hooks: Vec<(&'static str, Vec<Hook>)> = [
             ("prestart", hooks.prestart().clone()),
@@ -291,6 +296,7 @@ impl ContainerBuilder {
             spec: &spec,
             ns: &ns,
             plan: &plan,
+            idmapped: &idmapped,
             runtime_hooks: &runtime_hooks,
             create_container: &create_container,
             start_container: &start_container,
@@ -325,6 +331,7 @@ struct Setup<'a> {
     spec: &'a Spec,
     ns: &'a NamespacePlan,
     plan: &'a InitPlan,
+    idmapped: &'a crate::idmap::IdmappedTrees,
     runtime_hooks: &'a [(&'static str, Vec<Hook>)],
     create_container: &'a [Hook],
     start_container: &'a [Hook],
@@ -425,6 +432,7 @@ fn create_inner(
                 ns: s.ns,
                 chan: init_end,
                 cgroup_tasks: &cgroup_tasks,
+                idmapped: s.idmapped,
                 fifo: fifo_c,
                 runtime_hooks: !s.runtime_hooks.is_empty(),
                 create_container: s.create_container,

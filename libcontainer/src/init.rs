@@ -95,6 +95,8 @@ pub(crate) struct InitContext<'a> {
     pub chan: Channel,
     /// cgroup v1 `tasks` files to write `0` to (place ourselves).
     pub cgroup_tasks: &'a [TasksFile],
+    /// Idmapped mount trees the runtime prepared (fds inherited at clone).
+    pub idmapped: &'a crate::idmap::IdmappedTrees,
     pub fifo: CString,
     /// The parent runs prestart/createRuntime hooks mid-setup.
     pub runtime_hooks: bool,
@@ -196,7 +198,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitError> {
     // SAFETY: umask never fails.
     unsafe { libc::umask(0) };
     if plan.setup_rootfs {
-        let root = rootfs::prepare(&s, plan)?;
+        let root = rootfs::prepare(&s, plan, ctx.idmapped)?;
         rootfs::write_sysctls(&s, root.as_fd(), plan)?;
         rootfs::protect_paths(&s, root.as_fd(), plan)?;
     } else {

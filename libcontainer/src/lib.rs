@@ -32,6 +32,7 @@ pub mod console;
 pub mod container;
 pub mod exec;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod mount_options;
 pub mod namespaces;

@@ -15,6 +15,8 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// `bind` or `rbind` was given.
     pub bind: Option<Recursive>,
+    /// `idmap` or `ridmap` was given (an idmapped bind mount).
+    pub idmap: Option<Recursive>,
 }
 
 /// Whether a bind mount is recursive.
@@ -59,6 +61,14 @@ pub fn parse(options: &[String]) -> MountOptions {
             }
             "rbind" => {
                 out.bind = Some(Recursive::Yes);
+                continue;
+            }
+            "idmap" => {
+                out.idmap.get_or_insert(Recursive::No);
+                continue;
+            }
+            "ridmap" => {
+                out.idmap = Some(Recursive::Yes);
                 continue;
             }
             other => {
@@ -130,5 +140,9 @@ mod tests {
     #[test]
     fn runtime_only_options_are_not_fs_data() {
         assert!(p(&["x-systemd.automount", "tmpcopyup"]).data.is_empty());
+        let o = p(&["idmap", "rbind"]);
+        assert!(o.data.is_empty(), "idmap is ours, not the filesystem's");
+        assert_eq!(o.idmap, Some(Recursive::No));
+        assert_eq!(p(&["ridmap", "idmap"]).idmap, Some(Recursive::Yes));
     }
 }

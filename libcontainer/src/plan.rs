@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceType, Mount, PosixRlimitType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, Mount, PosixRlimitType, Spec};
 
 use crate::mount_options::{self, Recursive};
 use crate::namespaces::NamespacePlan;
@@ -131,6 +131,8 @@ pub struct MountOp {
     pub propagation: Vec<libc::c_ulong>,
     /// Filesystem data (`mode=755,size=65536k`).
     pub data: Option<CString>,
+    /// An idmapped bind mount (`uidMappings`/`gidMappings`, `idmap`).
+    pub idmap: Option<crate::idmap::IdmapPlan>,
 }
 
 /// A cgroup hierarchy of the host, remounted for a `cgroup` mount.
@@ -311,8 +313,14 @@ impl InitPlan {
 
         let mut mounts = Vec::new();
         let mut wants_cgroups = false;
+        let userns_maps = match linux.map(|l| (l.uid_mappings(), l.gid_mappings())) {
+            Some((Some(u), Some(g))) if ns.is_new(libc::CLONE_NEWUSER) => {
+                Some((u.as_slice(), g.as_slice()))
+            }
+            _ => None,
+        };
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            let op = mount_op(i, m, bundle)?;
+            let op = mount_op(i, m, bundle, userns_maps)?;
             wants_cgroups |= op.kind == MountKind::Cgroup;
             mounts.push(op);
         }
@@ -448,7 +456,12 @@ impl InitPlan {
     }
 }
 
-fn mount_op(i: usize, m: &Mount, bundle: &Path) -> Result<MountOp, PlanError> {
+fn mount_op(
+    i: usize,
+    m: &Mount,
+    bundle: &Path,
+    userns_maps: Option<(&[LinuxIdMapping], &[LinuxIdMapping])>,
+) -> Result<MountOp, PlanError> {
     let field = format!("mounts[{i}]");
     let dest = m.destination();
     if !dest.is_absolute() {
@@ -493,6 +506,8 @@ fn mount_op(i: usize, m: &Mount, bundle: &Path) -> Result<MountOp, PlanError> {
     } else {
         Some(cstring(&field, opts.data.join(","))?)
     };
+    let is_bind = matches!(kind, MountKind::Bind { .. });
+    let idmap = crate::idmap::plan(&field, m, &opts, is_bind, userns_maps)?;
     Ok(MountOp {
         destination: rel_cstring(&format!("{field}.destination"), dest)?,
         kind,
@@ -501,6 +516,7 @@ fn mount_op(i: usize, m: &Mount, bundle: &Path) -> Result<MountOp, PlanError> {
         flags: opts.flags,
         propagation: opts.propagation,
         data,
+        idmap,
     })
 }
 

@@ -10,6 +10,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use crate::idmap::IdmappedTrees;
 use crate::plan::{CgroupHierarchy, InitPlan, MountKind, MountOp};
 use crate::syscall::{fd_path, Syscall};
 
@@ -29,6 +30,9 @@ pub enum RootfsError {
     /// A destination is a symlink that leads nowhere inside the rootfs.
     #[error("{0}: is a symlink whose target does not exist inside the rootfs")]
     DanglingSymlink(String),
+    /// An idmapped mount reached the init without its prepared tree.
+    #[error("{0}: idmapped mount was not prepared by the runtime (idmap::prepare)")]
+    NotPrepared(String),
 }
 
 fn sys<T>(op: &'static str, path: &CStr, r: io::Result<T>) -> Result<T, RootfsError> {
@@ -123,7 +127,12 @@ pub fn ensure<S: Syscall>(
 
 /// Set up everything up to (not including) pivot_root. Runs in the init,
 /// inside its new mount namespace.
-pub fn prepare<S: Syscall>(s: &S, plan: &InitPlan) -> Result<OwnedFd, RootfsError> {
+/// `trees` holds the idmapped mounts the runtime prepared ([`crate::idmap`]).
+pub fn prepare<S: Syscall>(
+    s: &S,
+    plan: &InitPlan,
+    trees: &IdmappedTrees,
+) -> Result<OwnedFd, RootfsError> {
     let slash = c"/";
     sys(
         "make / propagation",
@@ -148,8 +157,8 @@ pub fn prepare<S: Syscall>(s: &S, plan: &InitPlan) -> Result<OwnedFd, RootfsErro
         s.openat(cwd_fd(), rootfs, libc::O_PATH | libc::O_DIRECTORY, 0),
     )?;
     let root_fd = root.as_fd();
-    for m in &plan.mounts {
-        mount_one(s, root_fd, m, &plan.cgroups)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        mount_one(s, root_fd, m, &plan.cgroups, trees.get(i))?;
     }
     create_devices(s, root_fd, plan)?;
     Ok(root)
@@ -203,9 +212,21 @@ fn mount_one<S: Syscall>(
     root: BorrowedFd<'_>,
     m: &MountOp,
     cgroups: &[CgroupHierarchy],
+    idmapped: Option<BorrowedFd<'_>>,
 ) -> Result<(), RootfsError> {
     let dest = m.destination.as_c_str();
     match &m.kind {
+        // Idmapped in the runtime, options included: only attach it.
+        MountKind::Bind { dir, .. } if m.idmap.is_some() => {
+            let tree = idmapped.ok_or_else(|| RootfsError::NotPrepared(show(dest)))?;
+            let create = if *dir { Create::Dir } else { Create::File };
+            let target = ensure(s, root, dest, create)?;
+            sys(
+                "attach idmapped mount",
+                dest,
+                s.move_mount(tree, target.as_fd()),
+            )?;
+        }
         MountKind::Bind { recursive, dir } => {
             let create = if *dir { Create::Dir } else { Create::File };
             let target = ensure(s, root, dest, create)?;
@@ -586,6 +607,45 @@ mod tests {
     }
 
     #[test]
+    fn idmapped_bind_is_only_attached() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = crate::fixtures::default_spec();
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(1000u32)
+            .size(1u32)
+            .build()
+            .unwrap();
+        let m = MountBuilder::default()
+            .destination("/data")
+            .source(dir.path().to_str().unwrap())
+            .options(vec!["bind".into(), "ro".into(), "rprivate".into()])
+            .uid_mappings(vec![map])
+            .gid_mappings(vec![map])
+            .build()
+            .unwrap();
+        spec.set_mounts(Some(vec![m]));
+        let plan = plan(spec, dir.path());
+        let rec = Recorder::default();
+        let root: OwnedFd = std::fs::File::open("/").unwrap().into();
+        let err = mount_one(&rec, root.as_fd(), &plan.mounts[0], &[], None).unwrap_err();
+        assert!(matches!(err, RootfsError::NotPrepared(_)), "{err}");
+        let tree: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        mount_one(&rec, root.as_fd(), &plan.mounts[0], &[], Some(tree.as_fd())).unwrap();
+        // No bind and no ro remount: `ro` went into mount_setattr.
+        let calls = rec.calls.borrow();
+        assert_eq!(calls[0], "move_mount data", "{calls:?}");
+        assert_eq!(
+            calls[1],
+            format!(
+                "mount None data None {:#x} None",
+                libc::MS_PRIVATE | libc::MS_REC
+            ),
+        );
+        assert_eq!(calls.len(), 2, "{calls:?}");
+    }
+
+    #[test]
     fn readonly_bind_is_bind_then_remount() {
         let dir = tempfile::tempdir().unwrap();
         let mut spec = crate::fixtures::default_spec();
@@ -601,7 +661,7 @@ mod tests {
         let plan = plan(spec, dir.path());
         let rec = Recorder::default();
         let root: OwnedFd = std::fs::File::open("/").unwrap().into();
-        mount_one(&rec, root.as_fd(), &plan.mounts[0], &[]).unwrap();
+        mount_one(&rec, root.as_fd(), &plan.mounts[0], &[], None).unwrap();
         let calls = rec.calls.borrow();
         assert!(
             calls[0].starts_with(&format!("mount Some({:?}) data None 0x5000", dir.path())),

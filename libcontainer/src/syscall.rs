@@ -84,6 +84,49 @@ pub trait Syscall {
     fn setdomainname(&self, name: &[u8]) -> io::Result<()>;
     /// Flags of the mount holding `path` (statvfs f_flag translated to MS_*).
     fn mount_flags(&self, path: &CStr) -> io::Result<libc::c_ulong>;
+    /// A user namespace holding these `uid_map`/`gid_map` lines, as an fd
+    /// of `/proc/PID/ns/user` of a short-lived child living in it.
+    fn new_userns(&self, uid_map: &[u8], gid_map: &[u8]) -> io::Result<OwnedFd>;
+    /// open_tree(2) of a host path with OPEN_TREE_CLONE: a detached copy
+    /// of the mount (of the whole tree below it with `recursive`).
+    fn open_tree(&self, path: &CStr, recursive: bool) -> io::Result<OwnedFd>;
+    /// mount_setattr(2) on the detached mount `tree` itself.
+    fn mount_setattr(
+        &self,
+        tree: BorrowedFd<'_>,
+        recursive: bool,
+        attr: &MountAttr,
+    ) -> io::Result<()>;
+    /// move_mount(2) of the detached mount `tree` onto the opened `target`.
+    fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()>;
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    /// MOUNT_ATTR_* to set.
+    pub attr_set: u64,
+    /// MOUNT_ATTR_* to clear.
+    pub attr_clr: u64,
+    /// MS_* propagation (0: unchanged).
+    pub propagation: u64,
+    /// The user namespace of MOUNT_ATTR_IDMAP.
+    pub userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// Write the maps of a child that sits in a fresh user namespace and open
+/// that namespace.
+fn userns_of(pid: i32, uid_map: &[u8], gid_map: &[u8]) -> io::Result<OwnedFd> {
+    // Root of the parent namespace may write gid_map without "deny" in setgroups.
+    std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
+    Ok(std::fs::File::open(format!("/proc/{pid}/ns/user"))?.into())
 }
 
 /// The real kernel.
@@ -267,6 +310,88 @@ impl Syscall for LinuxSyscall {
         }
         Ok(out)
     }
+
+    fn new_userns(&self, uid_map: &[u8], gid_map: &[u8]) -> io::Result<OwnedFd> {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid out-array of two ints.
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+        // SAFETY: the kernel just gave us these fds and nobody else owns them.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: the child only calls close, read and _exit (async-signal-safe).
+        match unsafe { crate::clone::clone_process(libc::CLONE_NEWUSER, None)? } {
+            crate::clone::Forked::Child => {
+                // SAFETY: plain calls on our copies of the pipe fds; the
+                // read returns when the parent closes its write end.
+                unsafe {
+                    libc::close(wr.as_raw_fd());
+                    let mut b = 0u8;
+                    libc::read(rd.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+                    libc::_exit(0)
+                }
+            }
+            crate::clone::Forked::Parent(pid) => {
+                drop(rd);
+                let ns = userns_of(pid, uid_map, gid_map);
+                drop(wr);
+                // SAFETY: reaping our own child; a null status is allowed.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                ns
+            }
+        }
+    }
+
+    fn open_tree(&self, path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+        let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+        if recursive {
+            flags |= AT_RECURSIVE;
+        }
+        // SAFETY: path is a C string; open_tree has no libc wrapper.
+        let fd =
+            unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+        let fd = check(fd as libc::c_int)?;
+        // SAFETY: the kernel just gave us this fd and nobody else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn mount_setattr(
+        &self,
+        tree: BorrowedFd<'_>,
+        recursive: bool,
+        attr: &MountAttr,
+    ) -> io::Result<()> {
+        let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+        if recursive {
+            flags |= AT_RECURSIVE;
+        }
+        // SAFETY: tree is an open fd, "" a C string, attr a valid
+        // mount_attr of the size given; no libc wrapper exists.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                flags,
+                attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        check(ret as libc::c_int).map(drop)
+    }
+
+    fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+        // SAFETY: both fds are open, "" is a C string; no libc wrapper exists.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                target.as_raw_fd(),
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            )
+        };
+        check(ret as libc::c_int).map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -402,6 +527,35 @@ pub(crate) mod recorder {
         }
         fn mount_flags(&self, _path: &CStr) -> io::Result<libc::c_ulong> {
             Ok(libc::MS_NOSUID)
+        }
+        fn new_userns(&self, uid_map: &[u8], gid_map: &[u8]) -> io::Result<OwnedFd> {
+            self.log(format!(
+                "userns uid_map={:?} gid_map={:?}",
+                String::from_utf8_lossy(uid_map),
+                String::from_utf8_lossy(gid_map)
+            ));
+            Ok(std::fs::File::open("/dev/null")?.into())
+        }
+        fn open_tree(&self, path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+            self.log(format!("open_tree {path:?} recursive={recursive}"));
+            Ok(std::fs::File::open("/dev/null")?.into())
+        }
+        fn mount_setattr(
+            &self,
+            _tree: BorrowedFd<'_>,
+            recursive: bool,
+            attr: &MountAttr,
+        ) -> io::Result<()> {
+            self.log(format!(
+                "mount_setattr set={:#x} clr={:#x} recursive={recursive}",
+                attr.attr_set, attr.attr_clr
+            ));
+            Ok(())
+        }
+        fn move_mount(&self, _tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+            let t = fd_path(target.as_raw_fd());
+            self.log(format!("move_mount {}", self.name(&t)));
+            Ok(())
         }
     }
 }
