@@ -7,7 +7,9 @@
 //! `subnet` / `gateway` (or `ipam.subnet` / `ipam.gateway`), `ipMasq`
 //! (default true), `mtu`, `isolated` (ICC off), `dataDir` (state, default
 //! `/var/lib/berth-cni`), `runtimeConfig.portMappings` (`hostPort`,
-//! `containerPort`, `protocol`, `hostIP`).
+//! `containerPort`, `protocol`, `hostIP`), `runtimeConfig.mac` (the
+//! interface's MAC address, the `mac` capability; the result reports the
+//! address the interface has either way).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use serde_json::{json, Value};
 use crate::controller::{Controller, ControllerConfig};
 use crate::error::{Error, Result};
 use crate::firewall::{PortMapping, Proto};
+use crate::mac::MacAddress;
 use crate::model::{EndpointConfig, IpamPoolConfig, NetworkConfig, SandboxConfig};
 
 /// CNI versions this plugin speaks.
@@ -101,6 +104,8 @@ struct PortMap {
 struct RuntimeConfig {
     #[serde(default)]
     port_mappings: Vec<PortMap>,
+    #[serde(default)]
+    mac: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -303,6 +308,14 @@ async fn add(
     need(&env.container_id, "CNI_CONTAINERID")?;
     need(&env.netns, "CNI_NETNS")?;
     need(&env.ifname, "CNI_IFNAME")?;
+    // Checked before anything is made, so a bad request leaves nothing.
+    let mac = match conf.runtime_config.mac.as_deref() {
+        None | Some("") => None,
+        Some(m) => Some(m.parse::<MacAddress>().map_err(|_| {
+            CniError::new(4, format!("runtimeConfig.mac {m:?} is not a MAC address"))
+        })?),
+    };
+    let ports = ports(conf)?;
     let net = ensure_network(ctl, conf).await?;
     let sb = match ctl.sandbox_for_container(&env.container_id).await {
         Some(sb) => sb,
@@ -316,7 +329,8 @@ async fn add(
         }
     };
     let cfg = EndpointConfig {
-        ports: ports(conf)?,
+        ports,
+        mac,
         ..EndpointConfig::builder(endpoint_name(env))
             .ifname(&env.ifname)
             .build()
@@ -362,7 +376,11 @@ async fn add(
         "interfaces": [
             { "name": bridge },
             { "name": ep.host_ifname.clone().unwrap_or_default() },
-            { "name": env.ifname, "sandbox": env.netns },
+            {
+                "name": env.ifname,
+                "mac": ep.mac.map(|m| m.to_string()).unwrap_or_default(),
+                "sandbox": env.netns,
+            },
         ],
         "ips": ips,
         "routes": routes,

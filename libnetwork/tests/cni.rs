@@ -80,15 +80,40 @@ async fn add_check_del_gc_on_a_namespace() {
         .unwrap()
         .parse()
         .unwrap();
+    // runtimeConfig.mac (the mac capability): a bad one is refused, a
+    // good one is the interface's, and the result says so.
+    let err = run(
+        &env("ADD", "c2", &c2.path()),
+        &conf(data.path(), r#","runtimeConfig":{"mac":"02:zz"}"#),
+        host.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 4);
+    assert!(err.msg.contains("runtimeConfig.mac"), "{}", err.msg);
+    let sandboxes = std::fs::read_dir(data.path().join("cnitest/sandboxes"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(sandboxes, 1, "only c1's sandbox: the refusal made none");
     let out = run(
         &env("ADD", "c2", &c2.path()),
-        &conf(data.path(), ""),
+        &conf(
+            data.path(),
+            r#","runtimeConfig":{"mac":"02:00:00:00:70:02"}"#,
+        ),
         host.clone(),
     )
     .await
     .unwrap();
     let r2: Value = serde_json::from_str(&out).unwrap();
     assert_ne!(r2["ips"][0]["address"], r["ips"][0]["address"]);
+    assert_eq!(r2["interfaces"][2]["mac"], "02:00:00:00:70:02");
+    let link = c2.exec(&["ip", "-o", "link", "show", "net1"]);
+    assert!(
+        String::from_utf8_lossy(&link.stdout).contains("link/ether 02:00:00:00:70:02"),
+        "{link:?}"
+    );
+    assert_eq!(r["interfaces"][2]["mac"].as_str().map(str::len), Some(17));
     run(
         &env("CHECK", "c1", &c1.path()),
         &conf(data.path(), ports),
