@@ -433,6 +433,36 @@ fn store_pull_reports_progress_and_skips_present_layers() {
     assert!(files_under(&dir.path().join("tmp")).is_empty());
 }
 
+/// A tar of regular files.
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, *data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    out.write_all(data).unwrap();
+    out.finish().unwrap()
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 /// One answer of the fake registry.
 #[derive(Clone)]
 struct Reply {
@@ -457,8 +487,9 @@ fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
 /// several repositories: `bad` (the layer corrupt), `cut` (the layer cut
 /// short), `auth` (behind Docker's Bearer token flow: a 401 challenge
 /// naming `/token`, which hands out the token), `multi` (an OCI index
-/// listing arm64 and amd64), `zstd` (a zstd layer type) and `gone` (an
-/// unknown repository: NAME_UNKNOWN). Returns its
+/// listing arm64 and amd64), `zstd` (a zstd layer type), `gone` (an
+/// unknown repository: NAME_UNKNOWN) and `two` (a second, gzip layer on
+/// top, with a whiteout). Returns its
 /// port and the index's digest; the thread ends with the test process.
 fn fake_registry() -> (u16, String) {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -529,6 +560,34 @@ fn fake_registry() -> (u16, String) {
             manifest_with("application/vnd.oci.image.layer.v1.tar+zstd"),
         ),
     );
+    // `two`: busybox, then a gzip layer adding /hello.txt and deleting
+    // /bin/ls with a whiteout.
+    let top = gzip(&tar_of(&[("hello.txt", b"two\n"), ("bin/.wh.ls", b"")]));
+    let top_diff = sha256_of(&gunzip(&top));
+    let two_config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}","{top_diff}"]}}}}"#
+    )
+    .into_bytes();
+    let two = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff_id}","size":{}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+        sha256_of(&two_config),
+        two_config.len(),
+        layer.len(),
+        sha256_of(&top),
+        top.len()
+    )
+    .into_bytes();
+    routes.insert(("two", "/manifests/latest".into()), ok(OCI_MANIFEST, two));
+    routes.insert(
+        ("two", format!("/blobs/{}", sha256_of(&two_config))),
+        ok(BLOB, two_config),
+    );
+    routes.insert(("two", layer_path.clone()), ok(BLOB, layer.clone()));
+    routes.insert(
+        ("two", format!("/blobs/{}", sha256_of(&top))),
+        ok(BLOB, top),
+    );
+
     let token = ok("application/json", br#"{"token":"t0k3n"}"#.to_vec());
     let index_digest = sha256_of(&index).to_string();
     let challenge = format!(
@@ -832,4 +891,30 @@ fn https_with_a_certs_dir_ca_and_insecure_registries() {
         .unwrap();
     assert!(fell_back.updated);
     assert_eq!(other.image_id(&plain_image).unwrap(), fell_back.id);
+}
+
+/// A two-layer image: layers stacked in order, the gzip top layer's file
+/// and whiteout seen by the container.
+#[test]
+fn two_layers_stack_in_order() {
+    let Some(d) = start() else { return };
+    let (port, _) = fake_registry();
+    let image = format!("127.0.0.1:{port}/two");
+    d.ok(&["pull", &image]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "cat /hello.txt; test -e /bin/ls || echo gone; echo | /bin/cat",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "two\ngone\n\n"),
+        "{}",
+        out.stderr
+    );
+    let layers = d.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]);
+    assert_eq!(layers.trim(), "2");
 }
