@@ -42,7 +42,7 @@ pub const HOOKS: [&str; 6] = [
 /// The mount options the core's mount code turns into mount flags,
 /// propagation or bind mounts (`crate::mount_options`); a test keeps the
 /// two in step.
-pub const MOUNT_OPTIONS: [&str; 32] = [
+pub const MOUNT_OPTIONS: [&str; 34] = [
     "async",
     "atime",
     "bind",
@@ -50,6 +50,7 @@ pub const MOUNT_OPTIONS: [&str; 32] = [
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "mand",
     "noatime",
     "nodev",
@@ -63,6 +64,7 @@ pub const MOUNT_OPTIONS: [&str; 32] = [
     "rbind",
     "relatime",
     "remount",
+    "ridmap",
     "ro",
     "rprivate",
     "rshared",
@@ -232,6 +234,12 @@ impl FeaturesBuilder {
         linux.set_seccomp(Some(seccomp));
         linux.set_apparmor(Some(apparmor));
         linux.set_selinux(Some(selinux));
+        // Idmapped bind mounts (`crate::idmap`).
+        let mut idmap = oci_spec::runtime::IDMap::default();
+        idmap.set_enabled(Some(true));
+        let mut mount_ext = oci_spec::runtime::MountExtensions::default();
+        mount_ext.set_idmap(Some(idmap));
+        linux.set_mount_extensions(Some(mount_ext));
 
         let mut f = Features::default();
         f.set_oci_version_min(OCI_VERSION_MIN.to_string());
@@ -339,6 +347,11 @@ mod tests {
         assert!(supported.contains(&"SECCOMP_FILTER_FLAG_SPEC_ALLOW".into()));
         // Linux 5.19+, probed together with NEW_LISTENER.
         assert!(supported.contains(&"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV".into()));
+    }
+
+    #[test]
+    fn idmap_mounts_are_announced() {
+        assert_eq!(doc()["linux"]["mountExtensions"]["idmap"]["enabled"], true);
     }
 
     #[test]
