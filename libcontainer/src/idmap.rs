@@ -374,6 +374,14 @@ mod tests {
         assert!(e.to_string().contains("only bind mounts"), "{e}");
         let plain = MountBuilder::default().destination("/m").build().unwrap();
         assert_eq!(plan("mounts[0]", &plain, &opts, true, None).unwrap(), None);
+        let idmap_opt = crate::mount_options::parse(&["idmap".into()]);
+        let u = [idm(0, 1, 1)];
+        let e = plan("mounts[4]", &plain, &idmap_opt, false, Some((&u, &u))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("mounts[4].options: only bind mounts can be idmapped"),
+            "{e}"
+        );
     }
 
     #[test]
