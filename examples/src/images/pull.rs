@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use futures::{StreamExt, TryStreamExt};
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
 };
@@ -28,6 +29,8 @@ use super::staging::Staging;
 use super::store::ImageStore;
 use super::tags;
 
+/// Layers fetched at once (dockerd's `max-concurrent-downloads`).
+const CONCURRENT_DOWNLOADS: usize = 3;
 /// Manifests and configs larger than this are refused (Docker's limits).
 const MANIFEST_LIMIT: usize = 4 << 20;
 const CONFIG_LIMIT: usize = 8 << 20;
@@ -182,29 +185,41 @@ impl ImageStore {
             )));
         }
 
+        // Every layer is announced first, as dockerd does; the missing
+        // ones are then fetched a few at a time.
         let mut layer_files: Vec<Option<PathBuf>> = Vec::new();
+        let mut fetches = Vec::new();
         for (i, layer) in parsed.layers().iter().enumerate() {
-            let digest = layer.digest().clone();
-            if self.layout.blob_path(&digest).exists() {
-                progress(PullProgress::Layer {
-                    digest,
-                    status: "Already exists",
-                });
+            let stored = self.layout.blob_path(layer.digest()).exists();
+            progress(PullProgress::Layer {
+                digest: layer.digest().clone(),
+                status: if stored {
+                    "Already exists"
+                } else {
+                    "Pulling fs layer"
+                },
+            });
+            if stored {
                 layer_files.push(None);
-                continue;
+            } else {
+                let path = downloads.path().join(format!("layer-{i}"));
+                layer_files.push(Some(path.clone()));
+                fetches.push((layer.clone(), path));
             }
-            progress(PullProgress::Layer {
-                digest: digest.clone(),
-                status: "Pulling fs layer",
-            });
-            let path = downloads.path().join(format!("layer-{i}"));
-            fetch_blob_to_file(&registry, layer, &path).await?;
-            progress(PullProgress::Layer {
-                digest,
-                status: "Download complete",
-            });
-            layer_files.push(Some(path));
         }
+        let (registry, report) = (&registry, &progress);
+        futures::stream::iter(fetches)
+            .map(|(layer, path): (Descriptor, PathBuf)| async move {
+                fetch_blob_to_file(registry, &layer, &path).await?;
+                report(PullProgress::Layer {
+                    digest: layer.digest().clone(),
+                    status: "Download complete",
+                });
+                Ok::<_, RegistryError>(())
+            })
+            .buffer_unordered(CONCURRENT_DOWNLOADS)
+            .try_collect::<Vec<()>>()
+            .await?;
 
         let names: Vec<_> = remote.store_name().into_iter().collect();
         let manifest_desc = Descriptor::new(
