@@ -377,6 +377,21 @@ fn links_name_the_target_in_hosts_and_environment() {
         "{hosts}"
     );
     assert!(!hosts.contains(&format!("{ip}\t")), "{hosts}");
+    // As Docker, links are checked at every start: not while the target
+    // is stopped; once it runs again, with its new address.
+    d.ok(&["stop", "-t", "0", "app", "db"]);
+    d.fails(
+        &["start", "app"],
+        "Cannot link to a non running container: /db AS /app/d",
+    );
+    d.ok(&["start", "db"]);
+    d.ok(&["start", "app"]);
+    let now = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+    let hosts = d.ok(&["exec", "app", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{}\td dbhost db\n", now.trim())),
+        "{hosts}"
+    );
     d.ok(&["rm", "-f", "app"]);
 
     // On a user-defined network a link is a name only the linking

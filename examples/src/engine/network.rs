@@ -882,6 +882,28 @@ impl Networking {
         }
     }
 
+    /// Docker checks legacy links at every start: each target must run
+    /// (be joined to its networks, not parked).
+    fn check_links_running(&self, id: &str) -> Result<()> {
+        let map = self.lock();
+        let Some(a) = map.get(id) else {
+            return Ok(());
+        };
+        for (target, names) in &a.links {
+            let t = map.get(target);
+            if t.is_some_and(|t| !t.endpoints.is_empty()) {
+                continue;
+            }
+            let alias = names.split(' ').next().unwrap_or(names);
+            let tname = t.map_or(target.as_str(), |t| t.name.as_str());
+            return Err(Error::conflict(format!(
+                "Cannot link to a non running container: /{tname} AS /{}/{alias}",
+                a.name
+            )));
+        }
+        Ok(())
+    }
+
     /// The `--link` variables of a container just attached (once).
     pub fn take_link_env(&self, id: &str) -> Vec<String> {
         self.lock()
@@ -1050,6 +1072,7 @@ impl Networking {
                 )));
             }
         }
+        self.check_links_running(id)?;
         let (parked, sb) = match self.lock().get_mut(id) {
             Some(a) if !a.parked.is_empty() => {
                 (std::mem::take(&mut a.parked), a.sandbox.id.clone())
