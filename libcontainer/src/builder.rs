@@ -245,7 +245,19 @@ impl ContainerBuilder {
             std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
         })?;
         // Before the state directory: a failure here leaves nothing behind.
-        let idmapped = crate::idmap::prepare(&LinuxSyscall, &plan)?;
+        let userns_maps = (ns.is_new(libc::CLONE_NEWUSER) && !ns.uid_map.is_empty()).then(|| {
+            (
+                namespaces::map_text(&ns.uid_map),
+                namespaces::map_text(&ns.gid_map),
+            )
+        });
+        let idmapped = crate::idmap::prepare(
+            &LinuxSyscall,
+            &plan,
+            userns_maps
+                .as_ref()
+                .map(|(u, g)| (u.as_bytes(), g.as_bytes())),
+        )?;
         let hooks = spec.hooks().clone().unwrap_or_default();
         let runtime_hooks: Vec<(&'static str, Vec<Hook>)> = [
             ("prestart", hooks.prestart().clone()),
@@ -461,6 +473,13 @@ fn create_inner(
             std::fs::write(format!("/proc/{pid}/{file}"), namespaces::map_text(maps))
                 .map_err(sys(format!("{field}: write /proc/{pid}/{file}")))?;
         }
+    }
+    if s.idmapped.needs_container_userns() {
+        // Idmapped mounts with the container's own maps use its namespace.
+        let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+            .map_err(sys("open the container's user namespace"))?;
+        s.idmapped
+            .finish(&LinuxSyscall, s.plan, std::os::fd::AsFd::as_fd(&userns))?;
     }
     for e in guard.ext.iter_mut() {
         e.after_clone(pid).map_err(CreateError::Extension)?;

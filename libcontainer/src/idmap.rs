@@ -19,12 +19,12 @@
 //! the seen ID is then shown through that namespace's maps.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use crate::mount_options::{MountOptions, Recursive};
-use crate::plan::{InitPlan, PlanError};
+use crate::plan::{InitPlan, MountKind, MountOp, PlanError};
 use crate::syscall::{MountAttr, Syscall};
 
 /// The most lines a uid_map/gid_map may hold (Linux 4.15+).
@@ -219,6 +219,10 @@ pub struct IdmapError {
 #[derive(Debug, Default)]
 pub struct IdmappedTrees {
     trees: Vec<Option<OwnedFd>>,
+    /// Trees whose mappings are the container's own: idmapped with the
+    /// container's user namespace by [`IdmappedTrees::finish`] once it
+    /// exists (the init shares these open trees, so it sees the result).
+    deferred: Vec<usize>,
 }
 
 impl IdmappedTrees {
@@ -226,12 +230,86 @@ impl IdmappedTrees {
     pub fn get(&self, i: usize) -> Option<BorrowedFd<'_>> {
         self.trees.get(i)?.as_ref().map(AsFd::as_fd)
     }
+
+    /// Some trees wait for the container's user namespace.
+    pub fn needs_container_userns(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Idmap the deferred trees with `userns`, the container's new user
+    /// namespace (its maps written); before the init is told to go on.
+    pub fn finish<S: Syscall>(
+        &self,
+        s: &S,
+        plan: &InitPlan,
+        userns: BorrowedFd<'_>,
+    ) -> Result<(), IdmapError> {
+        for &i in &self.deferred {
+            if let (Some(m), Some(tree)) = (plan.mounts.get(i), self.get(i)) {
+                set_idmap(s, i, m, tree, userns)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn error(i: usize, m: &MountOp, step: &'static str, error: io::Error) -> IdmapError {
+    let hint = if step == "mount_setattr" && error.raw_os_error() == Some(libc::EINVAL) {
+        " (does the source's filesystem support idmapped mounts?)"
+    } else {
+        ""
+    };
+    IdmapError {
+        field: format!("mounts[{i}]"),
+        source_path: m.source.to_string_lossy().into_owned(),
+        step,
+        error,
+        hint,
+    }
+}
+
+fn is_rbind(m: &MountOp) -> bool {
+    matches!(
+        m.kind,
+        MountKind::Bind {
+            recursive: true,
+            ..
+        }
+    )
+}
+
+/// mount_setattr(MOUNT_ATTR_IDMAP | options) on the tree of mount `i`.
+fn set_idmap<S: Syscall>(
+    s: &S,
+    i: usize,
+    m: &MountOp,
+    tree: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+) -> Result<(), IdmapError> {
+    let Some(idmap) = &m.idmap else {
+        return Ok(());
+    };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | idmap.attr_set,
+        attr_clr: idmap.attr_clr,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    s.mount_setattr(tree, idmap.recursive && is_rbind(m), &attr)
+        .map_err(|e| error(i, m, "mount_setattr", e))
 }
 
 /// Make the idmapped trees of every idmapped mount of `plan`. One helper
 /// user namespace per distinct mapping; the namespaces live on only as
-/// long as the mounts that use them.
-pub fn prepare<S: Syscall>(s: &S, plan: &InitPlan) -> Result<IdmappedTrees, IdmapError> {
+/// long as the mounts that use them. `container_maps` are the uid_map and
+/// gid_map texts of the container's new user namespace: a mount with
+/// exactly those is only cloned here and idmapped later with that
+/// namespace ([`IdmappedTrees::finish`]), sparing a helper.
+pub fn prepare<S: Syscall>(
+    s: &S,
+    plan: &InitPlan,
+    container_maps: Option<(&[u8], &[u8])>,
+) -> Result<IdmappedTrees, IdmapError> {
     let mut out = IdmappedTrees::default();
     if plan.mounts.iter().all(|m| m.idmap.is_none()) {
         return Ok(out);
@@ -242,51 +320,27 @@ pub fn prepare<S: Syscall>(s: &S, plan: &InitPlan) -> Result<IdmappedTrees, Idma
             out.trees.push(None);
             continue;
         };
-        let fail = |step, error: io::Error| {
-            let hint = if step == "mount_setattr" && error.raw_os_error() == Some(libc::EINVAL) {
-                " (does the source's filesystem support idmapped mounts?)"
-            } else {
-                ""
-            };
-            IdmapError {
-                field: format!("mounts[{i}]"),
-                source_path: m.source.to_string_lossy().into_owned(),
-                step,
-                error,
-                hint,
-            }
-        };
-        let known = namespaces
-            .iter()
-            .position(|(u, g, _)| *u == idmap.uid_map && *g == idmap.gid_map);
+        let tree = s
+            .open_tree(&m.source, is_rbind(m))
+            .map_err(|e| error(i, m, "open_tree", e))?;
+        let maps = (idmap.uid_map.as_slice(), idmap.gid_map.as_slice());
+        if container_maps == Some(maps) {
+            out.deferred.push(i);
+            out.trees.push(Some(tree));
+            continue;
+        }
+        let known = namespaces.iter().position(|(u, g, _)| (*u, *g) == maps);
         let userns = match known {
             Some(k) => &namespaces[k].2,
             None => {
                 let fd = s
-                    .new_userns(&idmap.uid_map, &idmap.gid_map)
-                    .map_err(|e| fail("create its user namespace", e))?;
-                namespaces.push((&idmap.uid_map, &idmap.gid_map, fd));
+                    .new_userns(maps.0, maps.1)
+                    .map_err(|e| error(i, m, "create its user namespace", e))?;
+                namespaces.push((maps.0, maps.1, fd));
                 &namespaces[namespaces.len() - 1].2
             }
         };
-        let recursive_bind = matches!(
-            m.kind,
-            crate::plan::MountKind::Bind {
-                recursive: true,
-                ..
-            }
-        );
-        let tree = s
-            .open_tree(&m.source, recursive_bind)
-            .map_err(|e| fail("open_tree", e))?;
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_IDMAP | idmap.attr_set,
-            attr_clr: idmap.attr_clr,
-            propagation: 0,
-            userns_fd: std::os::fd::AsRawFd::as_raw_fd(userns) as u64,
-        };
-        s.mount_setattr(tree.as_fd(), idmap.recursive && recursive_bind, &attr)
-            .map_err(|e| fail("mount_setattr", e))?;
+        set_idmap(s, i, m, tree.as_fd(), userns.as_fd())?;
         out.trees.push(Some(tree));
     }
     Ok(out)
@@ -440,7 +494,8 @@ mod tests {
         let ns = crate::namespaces::NamespacePlan::from_spec(&spec).unwrap();
         let p = InitPlan::build(&spec, dir.path(), &ns, String::new).unwrap();
         let rec = Recorder::default();
-        let trees = prepare(&rec, &p).unwrap();
+        let trees = prepare(&rec, &p, None).unwrap();
+        assert!(!trees.needs_container_userns());
         assert!(trees.get(0).is_some() && trees.get(1).is_none() && trees.get(2).is_some());
         let calls = rec.calls.borrow();
         let src_c = format!(
@@ -450,8 +505,8 @@ mod tests {
         assert_eq!(
             *calls,
             vec![
-                "userns uid_map=\"0 1000 1\\n\" gid_map=\"0 1000 1\\n\"".to_string(),
                 format!("open_tree {src_c} recursive=true"),
+                "userns uid_map=\"0 1000 1\\n\" gid_map=\"0 1000 1\\n\"".to_string(),
                 format!("mount_setattr set={MOUNT_ATTR_IDMAP:#x} clr=0x0 recursive=true"),
                 format!("open_tree {src_c} recursive=false"),
                 format!(
@@ -460,5 +515,51 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn container_maps_are_applied_after_clone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {
+                "namespaces": [{"type": "mount"}, {"type": "user"}],
+                "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            },
+            "mounts": [
+                {"destination": "/a", "source": ".", "options": ["rbind", "idmap", "ro"]},
+                {"destination": "/b", "source": ".", "options": ["bind"],
+                 "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                 "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
+            ]
+        }))
+        .unwrap();
+        let ns = crate::namespaces::NamespacePlan::from_spec(&spec).unwrap();
+        let p = InitPlan::build(&spec, dir.path(), &ns, String::new).unwrap();
+        let maps = crate::namespaces::map_text(&ns.uid_map);
+        let rec = Recorder::default();
+        let trees = prepare(&rec, &p, Some((maps.as_bytes(), maps.as_bytes()))).unwrap();
+        assert!(trees.needs_container_userns());
+        {
+            let calls = rec.calls.borrow();
+            assert_eq!(calls.len(), 4, "{calls:?}");
+            assert!(calls[0].ends_with("recursive=true"), "{calls:?}");
+            assert!(calls[2].contains("gid_map=\"0 1000 1\\n\""), "{calls:?}");
+        }
+        let userns: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        trees.finish(&rec, &p, userns.as_fd()).unwrap();
+        let calls = rec.calls.borrow();
+        assert_eq!(
+            calls[4],
+            format!(
+                "mount_setattr set={:#x} clr=0x0 recursive=false",
+                MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY
+            )
+        );
+        assert_eq!(calls.len(), 5);
     }
 }
