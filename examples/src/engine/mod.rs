@@ -10,10 +10,12 @@
 //! - [`monitor`]: the libchan protocol between berthd and a shim
 //! - [`logs`]: `docker logs` streamed from the json-file log on disk
 //! - [`logrot`]: json-file rotation (`--log-opt max-size/max-file`)
+//! - [`boot`]: containers after a host reboot (boot ids, leftovers)
 //! - [`network`]: containers on libnetwork networks (opt-in)
 //! - [`LocalBackend`]: the `Backend`, served by `libswarm::dockerserver`
 
 mod backend;
+pub mod boot;
 pub mod events;
 pub mod exec;
 pub mod logrot;

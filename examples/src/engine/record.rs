@@ -249,6 +249,10 @@ pub struct Stored {
     pub restart_count: u64,
     /// Stopped by the user.
     pub manually_stopped: bool,
+    /// The boot this was written in (a "running" record of another boot
+    /// describes a run the reboot ended; empty in older records).
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 /// The record file of a container directory.
@@ -357,6 +361,7 @@ impl Record {
             finished: self.finished,
             restart_count: self.restart_count,
             manually_stopped: self.manually_stopped,
+            boot_id: super::boot::current().to_string(),
         }
     }
 
@@ -527,6 +532,7 @@ mod tests {
             finished: 0,
             restart_count: 0,
             manually_stopped: false,
+            boot_id: String::new(),
         }
         .into_record("/nonexistent".into())
     }

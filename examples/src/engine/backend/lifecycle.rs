@@ -15,6 +15,7 @@ use libswarm::{Backend, ContainerRemoveOptions, Error, Result, StreamKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{io_err, LocalBackend};
+use crate::engine::boot;
 use crate::engine::monitor::{self, Exit, Monitored, Request};
 use crate::engine::record::{split_lines_at, Live, Status, Stored};
 use crate::engine::shim::{monitor_socket, ready_socket, ShimArgs, SHIM_ARG};
@@ -361,6 +362,7 @@ impl LocalBackend {
             return;
         };
         let mut to_start = Vec::new();
+        let mut rebooted = Vec::new();
         for dir in entries.filter_map(|e| Some(e.ok()?.path())) {
             let stored = match Stored::load(&dir) {
                 Ok(s) => s,
@@ -377,6 +379,21 @@ impl LocalBackend {
             let mut rec = stored.clone().into_record(dir.clone());
             // `docker logs` reads the file up to here; live output follows.
             rec.log_bytes = crate::engine::logs::complete_len(&monitor::log_file(&dir));
+            self.ensure_rootfs(&rec).await;
+            if stored.running && boot::rebooted_since(&stored.boot_id) {
+                // A run the reboot ended: nothing of it to attach to.
+                for e in boot::clean_stale_run(&self.inner.config.state_dir, &id) {
+                    tracing::warn!(%id, error = %e, "cleaning up a run ended by a reboot");
+                }
+                let exit = monitor::read_exit(&dir).unwrap_or(Exit {
+                    code: 255,
+                    finished: now_nanos(),
+                });
+                rec.status = Status::Running;
+                self.lock().insert(id.clone(), rec);
+                rebooted.push((id, exit));
+                continue;
+            }
             if !was_running {
                 if let Ok(m) = std::fs::metadata(monitor::log_file(&dir)) {
                     rec.catch_up_log(m.len());
@@ -416,10 +433,39 @@ impl LocalBackend {
                 }
             }
         }
+        // Recorded and restarted by policy as any exit.
+        for (id, exit) in rebooted {
+            tracing::info!(%id, "the container was running when the host rebooted");
+            self.on_exit(&id, exit).await;
+        }
         for id in to_start {
             if let Err(e) = self.run_container(&id).await {
                 tracing::warn!(%id, error = %e.message, "starting container with the daemon");
             }
+        }
+    }
+
+    /// Mounts a container's rootfs again when a reboot unmounted it.
+    async fn ensure_rootfs(&self, rec: &crate::engine::record::Record) {
+        let fs_dir = rec.dir.join("fs");
+        if !fs_dir.exists() || boot::is_mount_point(&fs_dir.join("merged")) {
+            return;
+        }
+        let (image_id, image_ref) = (rec.image_id.clone(), rec.image_ref.clone());
+        let mounted = self
+            .inner
+            .images
+            .run_blocking(move |s| {
+                let lowers = s
+                    .layer_dirs(&image_id)
+                    .or_else(|_| s.layer_dirs(&image_ref))?;
+                Ok(boot::ensure_rootfs(&lowers, &fs_dir))
+            })
+            .await;
+        match mounted {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(id = %rec.id, error = %e, "mounting the rootfs again"),
+            Err(e) => tracing::warn!(id = %rec.id, error = %e, "the image of the rootfs"),
         }
     }
 
