@@ -206,3 +206,51 @@ fn idmap_option_reuses_the_container_mappings() {
     );
     assert_eq!(owner(&f), (5, 5));
 }
+
+#[test]
+fn a_filesystem_without_idmap_support_fails_create_cleanly() {
+    if !root_or_skip() {
+        return;
+    }
+    // procfs cannot be idmapped. First with a helper namespace (before the
+    // state exists), then with the container's own (after the clone).
+    for (id, own_maps) in [("idmap-proc-helper", false), ("idmap-proc-own", true)] {
+        let env = Env::with_spec("true", |s| {
+            let mut b = MountBuilder::default()
+                .destination("/data")
+                .source("/proc/sys/kernel");
+            if own_maps {
+                b = b.options(vec!["rbind".to_string(), "idmap".to_string()]);
+            } else {
+                b = b
+                    .options(vec!["rbind".to_string()])
+                    .uid_mappings(vec![idm(0, 1000, 1)])
+                    .gid_mappings(vec![idm(0, 1000, 1)]);
+            }
+            s.mounts_mut()
+                .get_or_insert_with(Vec::new)
+                .push(b.build().unwrap());
+            let l = s.linux_mut().as_mut().unwrap();
+            let mut ns = l.namespaces().clone().unwrap_or_default();
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()
+                    .unwrap(),
+            );
+            l.set_namespaces(Some(ns));
+            let maps = vec![idm(0, 0, 1), idm(1, 100_001, 65_535)];
+            l.set_uid_mappings(Some(maps.clone()));
+            l.set_gid_mappings(Some(maps));
+        });
+        let err = env.create(id).unwrap_err().to_string();
+        assert!(
+            err.contains("idmapped mount of /proc/sys/kernel: mount_setattr")
+                && err.contains("support idmapped mounts"),
+            "{id}: {err}"
+        );
+        assert!(!env.state_dir(id).exists(), "{id}: no state left");
+        assert_no_children();
+        assert_no_mounts_under(&env.rootfs());
+    }
+}
