@@ -2,15 +2,16 @@
 //! max-size/max-file` keep at most max-file files of at most max-size (+
 //! one line), `docker logs` (and `--tail`) read the newest lines in order
 //! across the rotated files, `-f` follows across rotations, `docker
-//! inspect` shows the LogConfig, and bad drivers and options get Docker's
-//! errors naming them.
+//! inspect` shows the LogConfig, berthd's `--log-opt` are defaults a
+//! container's own options override, and bad drivers and options get
+//! Docker's errors naming them.
 //!
 //! Each test starts its own berthd through the shared harness, whose guard
 //! removes the daemon, containers, mounts and state, also on failure.
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,6 +35,46 @@ fn log_files(log: &Path) -> Vec<(String, u64)> {
         .collect();
     out.sort();
     out
+}
+
+/// Stops berthd (if it runs) and starts it again on the same socket and state with
+/// `extra` flags; returns what it printed first (or its error).
+fn restart_with(d: &mut Daemon, extra: &[&str]) -> (bool, String) {
+    if let Some(mut child) = d.child.take() {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        child.wait().unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--host")
+        .arg(&d.host)
+        .arg("--root")
+        .arg(d.root())
+        .arg("--exec-root")
+        .arg(d.dir.path().join("run"))
+        .args(["--network-host-netns", "none"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if line.starts_with("listening on") {
+        d.child = Some(child);
+        return (true, line);
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    (false, err)
 }
 
 fn numbered(out: &str, prefix: &str) -> Vec<u32> {
@@ -172,4 +213,57 @@ fn logs_follow_keeps_following_across_rotations() {
     let files = log_files(Path::new(log.trim()));
     assert_eq!(files.len(), 4, "{files:?}");
     d.ok(&["rm", "-f", "fol"]);
+}
+
+#[test]
+fn daemon_log_opts_are_defaults_a_container_can_override() {
+    let Some(mut d) = start() else { return };
+    let (up, err) = restart_with(&mut d, &["--log-opt", "max-size=lots"]);
+    assert!(!up, "berthd took a bad --log-opt");
+    assert!(
+        err.contains("--log-opt") && err.contains("max-size"),
+        "{err}"
+    );
+    let (up, said) = restart_with(
+        &mut d,
+        &["--log-opt", "max-size=1k", "--log-opt", "max-file=2"],
+    );
+    assert!(up, "berthd: {said}");
+    let config = |name: &str| -> serde_json::Value {
+        let out = d.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", name]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let script = "i=0; while [ $i -lt 200 ]; do echo d-$i; i=$((i+1)); done";
+    d.ok(&["run", "--name", "dflt", "busybox", "sh", "-c", script]);
+    let c = config("dflt");
+    assert_eq!(c["Type"], "json-file");
+    assert_eq!(c["Config"]["max-size"], "1k");
+    assert_eq!(c["Config"]["max-file"], "2");
+    let log = d.ok(&["inspect", "-f", "{{.LogPath}}", "dflt"]);
+    let files = log_files(Path::new(log.trim()));
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files.iter().all(|(_, len)| *len <= 1024 + LINE),
+        "{files:?}"
+    );
+    let tail = numbered(&d.ok(&["logs", "--tail", "3", "dflt"]), "d-");
+    assert_eq!(tail, [197, 198, 199]);
+    // The container's own option wins; the daemon's fills the rest.
+    d.ok(&[
+        "run",
+        "--name",
+        "own",
+        "--log-opt",
+        "max-file=5",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let c = config("own");
+    assert_eq!(c["Config"]["max-file"], "5");
+    assert_eq!(c["Config"]["max-size"], "1k");
+    let log = d.ok(&["inspect", "-f", "{{.LogPath}}", "own"]);
+    assert_eq!(log_files(Path::new(log.trim())).len(), 5);
+    d.ok(&["rm", "dflt", "own"]);
 }
