@@ -632,6 +632,96 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
+    /// A log rotated by the shim's writer: `n` stdout lines `r-0` … into
+    /// files of at most `max_size` bytes, `max_file` kept.
+    fn write_rotated(path: &Path, n: usize, max_size: u64, max_file: u32) {
+        let rot = logrot::Rotation {
+            max_size: Some(max_size),
+            max_file,
+        };
+        let mut log = logrot::RotatingLog::open(path, rot).unwrap();
+        for i in 0..n {
+            let l = &split_lines_at(StreamKind::Stdout, format!("r-{i}\n").as_bytes(), 1)[0];
+            log.write_line(format!("{}\n", json_line(l)).as_bytes())
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn rotated_files_read_in_order_and_tail_counts_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        write_rotated(&path, 100, 300, 4);
+        assert_eq!(logrot::files(&path).len(), 4);
+        let all = Selection::streams(true, true);
+        let text = |out: Vec<u8>| String::from_utf8(out).unwrap();
+        let whole = text(read_all(&path, complete_len(&path), None, all));
+        let first: usize = whole.lines().next().unwrap()[2..].parse().unwrap();
+        let want: String = (first..100).map(|i| format!("r-{i}\n")).collect();
+        assert_eq!(whole, want);
+        // More lines than the live file has: the tail reaches back.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let tail = |n: usize| {
+            let span = Span {
+                end: None,
+                tail: Some(n),
+                selection: all,
+            };
+            rt.block_on(async {
+                let mut s = stream(path.clone(), span);
+                let mut out = Vec::new();
+                while let Some(c) = s.next().await {
+                    out.extend_from_slice(&c.unwrap().data);
+                }
+                String::from_utf8(out).unwrap()
+            })
+        };
+        let want: String = (90..100).map(|i| format!("r-{i}\n")).collect();
+        assert_eq!(tail(10), want);
+        assert_eq!(tail(100_000), whole);
+        assert_eq!(tail(0), "");
+    }
+
+    #[test]
+    fn follow_goes_on_into_the_next_file_after_rotations() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        write_rotated(&path, 1, 300, 10);
+        let out = rt.block_on(async {
+            let (live, rx) = tokio::sync::broadcast::channel(4);
+            let mut s = follow(path.clone(), Some(1), Selection::streams(true, true), rx);
+            let first = s.next().await.unwrap().unwrap();
+            assert_eq!(&first.data[..], b"r-0\n");
+            // Many rotations between two wake-ups, fewer than max-file.
+            let rot = logrot::Rotation {
+                max_size: Some(300),
+                max_file: 10,
+            };
+            let mut log = logrot::RotatingLog::open(&path, rot).unwrap();
+            for i in 1..30 {
+                let l = &split_lines_at(StreamKind::Stdout, format!("r-{i}\n").as_bytes(), 1)[0];
+                log.write_line(format!("{}\n", json_line(l)).as_bytes())
+                    .unwrap();
+            }
+            assert!(logrot::files(&path).len() > 3, "it rotated");
+            let _ = live.send(Live::End);
+            let mut out = Vec::new();
+            while let Some(c) = s.next().await {
+                out.extend_from_slice(&c.unwrap().data);
+            }
+            String::from_utf8(out).unwrap()
+        });
+        let want: String = (1..30).map(|i| format!("r-{i}\n")).collect();
+        assert_eq!(out, want);
+    }
+
     #[test]
     fn a_partial_last_line_and_a_missing_log_read_as_nothing() {
         let f = write_log(&[(StreamKind::Stdout, "a\n", 1)]);
