@@ -231,5 +231,10 @@ fn after_a_reboot_always_runs_again_and_no_shows_exited_255() {
     assert_eq!(state("rn").trim(), "running 0");
     d.ok(&["rm", "-f", "ra", "ru", "rn", "rc"]);
     assert_eq!(containers_left(d), 0);
+    // No rootfs mount (old or new) outlives the containers.
+    let root = d.root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|m| m.contains(&root)).collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
     eventually("the shims to end", || env.shims().is_empty());
 }
