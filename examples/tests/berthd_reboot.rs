@@ -204,6 +204,8 @@ fn after_a_reboot_always_runs_again_and_no_shows_exited_255() {
         });
         // A new run in this boot, in a working rootfs.
         assert_eq!(d.ok(&["exec", n, "echo", "up"]).trim(), "up");
+        let count = d.ok(&["inspect", "-f", "{{.RestartCount}}", n]);
+        assert_eq!(count.trim(), "0", "a start after a reboot is no restart");
     }
     assert_eq!(state("rn").trim(), "exited 255");
     let finished = d.ok(&["inspect", "-f", "{{.State.FinishedAt}}", "rn"]);

@@ -433,10 +433,25 @@ impl LocalBackend {
                 }
             }
         }
-        // Recorded and restarted by policy as any exit.
+        // Recorded as any exit; the policy starts them with the daemon, as
+        // dockerd, without counting a restart.
         for (id, exit) in rebooted {
             tracing::info!(%id, "the container was running when the host rebooted");
+            let start = match self.lock().get_mut(&id) {
+                Some(r) => {
+                    let start = r.restart_delay(exit.code).is_some();
+                    r.no_restart = true;
+                    start
+                }
+                None => false,
+            };
             self.on_exit(&id, exit).await;
+            if let Some(r) = self.lock().get_mut(&id) {
+                r.no_restart = false;
+                if start {
+                    to_start.push(id);
+                }
+            }
         }
         for id in to_start {
             if let Err(e) = self.run_container(&id).await {
