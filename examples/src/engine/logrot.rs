@@ -229,12 +229,26 @@ pub fn rotated(path: &Path, k: u32) -> PathBuf {
 }
 
 /// The log's files that exist, oldest first: `path.N` … `path.1`, `path`.
+/// Found by listing the directory, so the name a rotation is moving (a
+/// gap in the numbers for an instant) leaves no file out: the order of
+/// the contents stays the order of the numbers.
 pub fn files(path: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = (1..)
-        .map(|k| rotated(path, k))
-        .take_while(|p| p.exists())
+    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", base.to_string_lossy());
+    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name();
+            let k: u32 = name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            Some((k, e.path()))
+        })
         .collect();
-    out.reverse();
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     if path.exists() {
         out.push(path.to_path_buf());
     }
@@ -507,6 +521,24 @@ mod tests {
             log.write_line(format!("line {i:04}\n").as_bytes()).unwrap();
         }
         assert_eq!(files(&one), vec![one.clone()]);
+
+        // A rotation caught between two renames: .1 is missing for an
+        // instant; the others are still in order.
+        let gap = dir.path().join("gap.log");
+        for name in [
+            "gap.log",
+            "gap.log.2",
+            "gap.log.3",
+            "gap.log.10",
+            "gap.log.x",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let names: Vec<String> = files(&gap)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["gap.log.10", "gap.log.3", "gap.log.2", "gap.log"]);
         assert_eq!(
             std::fs::read_to_string(&one).unwrap(),
             "line 0008\nline 0009\n"
