@@ -13,7 +13,7 @@ use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
     ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, Filters,
     ImageImportOptions, ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions,
-    OutputChunk, VolumeListOptions, WaitCondition, WaitHandle,
+    OutputChunk, PullMessage, VolumeListOptions, WaitCondition, WaitHandle,
 };
 use crate::{Error, Result};
 
@@ -119,6 +119,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect>;
     /// Makes `reference` available locally (pull); NotFound if it cannot.
     async fn image_pull(&self, reference: &str) -> Result<()>;
+    /// [`image_pull`](Self::image_pull) as Docker's progress lines while it
+    /// runs (what `docker pull` shows). An error before the first line is
+    /// the request's error; a later one ends the stream. The default pulls
+    /// first and then says only that the image is there.
+    async fn image_pull_progress(&self, reference: &str) -> Result<BoxStream<Result<PullMessage>>> {
+        self.image_pull(reference).await?;
+        let done = PullMessage::status(format!("Status: Image is up to date for {reference}"));
+        Ok(Box::pin(futures::stream::iter([Ok(done)])))
+    }
     /// Loads a `docker save` tarball; returns the loaded references.
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>>;
     /// Creates an image from a root filesystem tarball; returns its id.

@@ -24,7 +24,7 @@ use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
     ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, ImageImportOptions,
     ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk,
-    VolumeListOptions, WaitCondition, WaitHandle,
+    PullMessage, VolumeListOptions, WaitCondition, WaitHandle,
 };
 use crate::{Backend, Result};
 
@@ -81,6 +81,7 @@ brief_summary!(
     BoxStream<Result<OutputChunk>> => "output stream",
     BoxStream<Result<ContainerStats>> => "stats stream",
     BoxStream<Result<EventMessage>> => "event stream",
+    BoxStream<Result<PullMessage>> => "pull progress stream",
     VolumeListResponse => "volume list"
 );
 
@@ -212,6 +213,9 @@ impl Backend for DebugBackend {
     }
     async fn image_pull(&self, reference: &str) -> Result<()> {
         pass!(self, image_pull(reference))
+    }
+    async fn image_pull_progress(&self, reference: &str) -> Result<BoxStream<Result<PullMessage>>> {
+        pass!(self, image_pull_progress(reference))
     }
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {
         let started = Instant::now();

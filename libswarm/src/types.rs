@@ -253,6 +253,46 @@ pub struct ImageImportOptions {
     pub message: Option<String>,
 }
 
+/// One line of an image pull's progress, as Docker's JSON messages
+/// (`{"status": "Pull complete", "id": "a1b2c3d4e5f6", "progressDetail": {}}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullMessage {
+    /// What happened: `Pulling from library/busybox`, `Pull complete`,
+    /// `Digest: sha256:…`, `Status: Downloaded newer image for …`.
+    pub status: String,
+    /// What it is about: the tag being pulled, or a short layer id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Bytes so far of a layer (an empty object on a layer's lines).
+    #[serde(
+        default,
+        rename = "progressDetail",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub progress_detail: Option<ProgressDetail>,
+}
+
+impl PullMessage {
+    /// A line with only a status.
+    pub fn status(status: impl Into<String>) -> Self {
+        PullMessage {
+            status: status.into(),
+            ..PullMessage::default()
+        }
+    }
+}
+
+/// Byte counts of a layer being pulled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressDetail {
+    /// Bytes done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// Bytes in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
 /// Options of `image_remove`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRemoveOptions {

@@ -919,6 +919,13 @@ impl Backend for LocalBackend {
         self.pull_logged(reference).await
     }
 
+    async fn image_pull_progress(
+        &self,
+        reference: &str,
+    ) -> Result<BoxStream<Result<libswarm::PullMessage>>> {
+        Ok(self.pull_stream(reference))
+    }
+
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {
         let data = collect(tarball).await?;
         let loaded = self

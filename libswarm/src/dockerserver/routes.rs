@@ -567,11 +567,17 @@ async fn images_create(
         Some(tag) => format!("{image}:{tag}"),
         None => image.to_string(),
     };
-    b.image_pull(&reference).await?;
-    let msgs: Vec<Result<serde_json::Value>> = vec![Ok(serde_json::json!({
-        "status": format!("Status: Image is up to date for {reference}")
-    }))];
-    Ok(json_lines(futures::stream::iter(msgs).boxed()))
+    let mut progress = b.image_pull_progress(&reference).await?;
+    // Like dockerd: a pull that fails before its first line (an unknown
+    // manifest, an unreachable registry) is the request's error status;
+    // a later failure is an error line in the stream.
+    let first = match progress.next().await {
+        Some(first) => first?,
+        None => return Ok(json_lines(progress)),
+    };
+    Ok(json_lines(
+        futures::stream::iter([Ok(first)]).chain(progress).boxed(),
+    ))
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@
 //! locally", pulls, and creates again, as against dockerd.
 
 use futures::StreamExt;
-use libswarm::{BoxStream, Error, Result};
-use serde_json::{json, Value};
+use libswarm::{BoxStream, Error, ProgressDetail, PullMessage, Result};
 
 use super::{image_err, LocalBackend};
 use crate::engine::events::Kind;
@@ -20,15 +19,20 @@ fn short(digest: &crate::images::Digest) -> String {
 }
 
 /// One Docker JSON progress message for `p`.
-pub(crate) fn progress_message(p: &PullProgress) -> Value {
+pub(crate) fn progress_message(p: &PullProgress) -> PullMessage {
     match p {
         PullProgress::Resolved {
             reference,
             repository,
-        } => json!({ "status": format!("Pulling from {repository}"), "id": reference }),
-        PullProgress::Layer { digest, status } => {
-            json!({ "status": status, "progressDetail": {}, "id": short(digest) })
-        }
+        } => PullMessage {
+            id: Some(reference.clone()),
+            ..PullMessage::status(format!("Pulling from {repository}"))
+        },
+        PullProgress::Layer { digest, status } => PullMessage {
+            id: Some(short(digest)),
+            progress_detail: Some(ProgressDetail::default()),
+            ..PullMessage::status(*status)
+        },
     }
 }
 
@@ -64,11 +68,11 @@ impl LocalBackend {
     /// use futures::StreamExt;
     /// let mut progress = engine.pull_stream("127.0.0.1:5000/busybox:latest");
     /// while let Some(message) = progress.next().await {
-    ///     println!("{}", message?);
+    ///     println!("{}", message?.status);
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn pull_stream(&self, reference: &str) -> BoxStream<Result<Value>> {
+    pub fn pull_stream(&self, reference: &str) -> BoxStream<Result<PullMessage>> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let engine = self.clone();
         let reference = reference.to_string();
@@ -92,12 +96,13 @@ impl LocalBackend {
         rx.boxed()
     }
 
-    /// [`LocalBackend::pull_stream`] run to its end, the progress logged:
-    /// `Backend::image_pull`, until libswarm's route streams progress.
+    /// [`LocalBackend::pull_stream`] run to its end, the progress logged
+    /// (`Backend::image_pull`, for callers that want no progress).
     pub(super) async fn pull_logged(&self, reference: &str) -> Result<()> {
         let mut messages = self.pull_stream(reference);
         while let Some(message) = messages.next().await {
-            tracing::info!(message = %message?, "pull");
+            let message = message?;
+            tracing::info!(status = %message.status, id = ?message.id, "pull");
         }
         Ok(())
     }
@@ -107,7 +112,7 @@ impl LocalBackend {
         &self,
         reference: &str,
         progress: impl Fn(PullProgress) + Send + Sync + 'static,
-    ) -> Result<[Value; 2]> {
+    ) -> Result<[PullMessage; 2]> {
         let remote: RemoteRef = reference.parse().map_err(registry_err)?;
         let config = self
             .inner
@@ -132,8 +137,8 @@ impl LocalBackend {
             format!("Status: Image is up to date for {shown}")
         };
         Ok([
-            json!({ "status": format!("Digest: {}", pulled.digest) }),
-            json!({ "status": status }),
+            PullMessage::status(format!("Digest: {}", pulled.digest)),
+            PullMessage::status(status),
         ])
     }
 }
@@ -149,14 +154,18 @@ mod tests {
             digest: d.clone(),
             status: "Pull complete",
         });
-        assert_eq!(m["id"], d.digest()[..12]);
-        assert_eq!(m["status"], "Pull complete");
+        assert_eq!(m.id.as_deref(), Some(&d.digest()[..12]));
+        assert_eq!(m.status, "Pull complete");
+        assert_eq!(
+            serde_json::to_value(&m).unwrap()["progressDetail"],
+            serde_json::json!({})
+        );
         let m = progress_message(&PullProgress::Resolved {
             reference: "latest".into(),
             repository: "library/busybox".into(),
         });
-        assert_eq!(m["status"], "Pulling from library/busybox");
-        assert_eq!(m["id"], "latest");
+        assert_eq!(m.status, "Pulling from library/busybox");
+        assert_eq!(m.id.as_deref(), Some("latest"));
     }
 
     #[test]
