@@ -313,7 +313,8 @@ fn bad_requests_give_docker_errors_and_leave_nothing() {
         &["run", "--rm", "--network", "nonet", "busybox", "true"],
         "network nonet not found",
     );
-    // An unknown image: the CLI tries a pull, which berthd cannot do.
+    // An unknown image: the CLI tries a pull (from Docker Hub, which is not
+    // reachable here), and it fails.
     let err = d.fails(&["run", "--rm", "nosuch", "true"], "Unable to find image");
     assert!(err.contains("nosuch"), "{err}");
     fails_cleanly(
