@@ -211,10 +211,11 @@ impl Iterator for Entries {
     }
 }
 
-/// What to read of a log file.
+/// What to read of a log (its rotated files and the live one).
 #[derive(Debug, Clone, Copy)]
 pub struct Span {
-    /// Read up to here; `None`: the complete lines the log has when read.
+    /// Read the live file up to here (the rotated ones whole); `None`:
+    /// the complete lines it has when read.
     pub end: Option<u64>,
     /// Only the last N lines.
     pub tail: Option<usize>,
