@@ -20,6 +20,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use examples::engine::exec;
+use examples::engine::network::default_bridge::DefaultBridge;
 use examples::engine::network::Networking;
 use examples::engine::shim::{self, ShimArgs};
 use examples::engine::{EngineConfig, LocalBackend};
@@ -67,6 +68,15 @@ struct Args {
     /// containers (`max-size=10m`, `max-file=3`). Repeat for several.
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// dockerd's `--ipv6`: containers on the default `bridge` network also
+    /// get an IPv6 address (from `--fixed-cidr-v6`, which it needs) and
+    /// `-p` publishes on both families.
+    #[arg(long)]
+    ipv6: bool,
+    /// dockerd's `--fixed-cidr-v6`: the default bridge's IPv6 subnet
+    /// (`fd00:dead:beef::/64`), with `--ipv6`.
+    #[arg(long)]
+    fixed_cidr_v6: Option<String>,
     /// tracing filter; also RUST_LOG.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -99,6 +109,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn daemon(args: Args) -> anyhow::Result<()> {
     let addr = ListenAddr::parse(&args.host).context("--host")?;
+    let bridge = DefaultBridge::from_flags(args.ipv6, args.fixed_cidr_v6.as_deref())?;
     if let ListenAddr::Unix(path) = &addr {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -124,7 +135,7 @@ async fn daemon(args: Args) -> anyhow::Result<()> {
     }
     if args.network_host_netns != "none" {
         let ns = std::path::Path::new(&args.network_host_netns);
-        let net = Networking::start(&args.root.join("network"), ns)
+        let net = Networking::start_with(&args.root.join("network"), ns, &bridge)
             .await
             .context("--network-host-netns")?;
         // The networks of containers an earlier berthd left (before

@@ -10,6 +10,7 @@
 //! given to [`Networking::start`] (berthd's `--network-host-netns`), so
 //! the tests run the "host" side in a namespace of their own.
 
+pub mod default_bridge;
 pub mod links;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,6 +29,8 @@ use libswarm::models::{
 use libswarm::{filter_matches, ContainerCreateBody, Error, NetworkListOptions, Result};
 use oci_spec::runtime::Spec;
 use serde_json::json;
+
+use default_bridge::DefaultBridge;
 
 /// The default network's name, subnet and bridge.
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -652,21 +655,49 @@ impl Networking {
     /// Starts the controller (state in `state_dir`) on the namespace at
     /// `host_netns` and makes sure the default `bridge` network exists.
     pub async fn start(state_dir: &Path, host_netns: &Path) -> Result<Arc<Networking>> {
+        Self::start_with(state_dir, host_netns, &DefaultBridge::default()).await
+    }
+
+    /// [`start`](Self::start) with the default `bridge` shaped by `bridge`
+    /// (dockerd's `--ipv6 --fixed-cidr-v6`). A default bridge an earlier
+    /// run left with other IPv6 settings is made again, as dockerd does,
+    /// unless containers are still on it.
+    pub async fn start_with(
+        state_dir: &Path,
+        host_netns: &Path,
+        bridge: &DefaultBridge,
+    ) -> Result<Arc<Networking>> {
         let ctl = Controller::new(ControllerConfig::new(state_dir).host_netns(host_netns))
             .await
             .map_err(net_err)?;
+        let wanted_v6 = bridge.ipv6_subnet.as_deref();
+        let existing = ctl.network(DEFAULT_NETWORK).await.ok();
+        if let Some(n) = &existing {
+            let v6 = n
+                .subnets
+                .iter()
+                .map(|s| s.subnet)
+                .find(|s| s.addr().is_ipv6());
+            if v6.map(|s| s.to_string()).as_deref() != wanted_v6 {
+                ctl.delete_network(&n.id).await.map_err(|e| {
+                    Error::conflict(format!(
+                        "--ipv6/--fixed-cidr-v6 change the default bridge, which has containers ({e}); remove them first"
+                    ))
+                })?;
+            }
+        }
         if ctl.network(DEFAULT_NETWORK).await.is_err() {
-            let subnet = DEFAULT_SUBNET
-                .parse()
-                .map_err(|e| Error::internal(format!("{e}")))?;
-            ctl.create_network(
-                NetworkConfig::builder(DEFAULT_NETWORK, "bridge")
-                    .subnet(subnet)
-                    .option("name", DEFAULT_BRIDGE)
-                    .build(),
-            )
-            .await
-            .map_err(net_err)?;
+            let parse = |s: &str| {
+                s.parse()
+                    .map_err(|e| Error::bad_request(format!("subnet {s}: {e}")))
+            };
+            let mut cfg = NetworkConfig::builder(DEFAULT_NETWORK, "bridge")
+                .subnet(parse(DEFAULT_SUBNET)?)
+                .option("name", DEFAULT_BRIDGE);
+            if let Some(v6) = wanted_v6 {
+                cfg = cfg.subnet(parse(v6)?).enable_ipv6(true);
+            }
+            ctl.create_network(cfg.build()).await.map_err(net_err)?;
         }
         Ok(Arc::new(Networking {
             ctl,
