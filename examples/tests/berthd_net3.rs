@@ -198,3 +198,92 @@ fn default_bridge_with_ipv6_reaches_containers_over_both_families() {
     ]);
     assert!(!own.contains("fd00:dead:beef::"), "{own}");
 }
+
+#[test]
+fn link_to_a_stopped_target_is_checked_at_start_as_docker() {
+    let Some(mut d) = start_with(&[]) else { return };
+    // The target exists but has never run: create accepts the link.
+    d.ok(&[
+        "create",
+        "--name",
+        "db",
+        "--hostname",
+        "dbhost",
+        "-e",
+        "SECRET=s",
+        "--expose",
+        "80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let app = |name: &str, link: &str| {
+        vec![
+            "create".to_string(),
+            "--name".into(),
+            name.into(),
+            "--link".into(),
+            link.into(),
+            "busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "env > /tmp/env; exec sleep 60".into(),
+        ]
+    };
+    let args = app("app", "db:d");
+    d.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    d.fails(
+        &["start", "app"],
+        "Cannot link to a non running container: /db AS /app/d",
+    );
+    let state = d.ok(&["inspect", "--format", "{{.State.Status}}", "app"]);
+    assert_eq!(state.trim(), "created");
+    // Another one made while db is stopped, kept across a berthd restart.
+    let args = app("app2", "db:d2");
+    d.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    d.stop();
+    d.spawn();
+    d.ok(&["start", "db"]);
+    let ip = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+        "db",
+    ]);
+    let ip = ip.trim().to_string();
+    for (name, alias) in [("app", "d"), ("app2", "d2")] {
+        d.ok(&["start", name]);
+        let prefix = alias.to_uppercase();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let env = loop {
+            let env = d.docker(&["exec", name, "cat", "/tmp/env"]).stdout;
+            if !env.is_empty() || Instant::now() > deadline {
+                break env;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        for want in [
+            format!("{prefix}_PORT_80_TCP_ADDR={ip}\n"),
+            format!("{prefix}_NAME=/{name}/{alias}\n"),
+            format!("{prefix}_ENV_SECRET=s\n"),
+        ] {
+            assert!(env.contains(&want), "{name}: {want:?} not in {env}");
+        }
+        let hosts = d.ok(&["exec", name, "cat", "/etc/hosts"]);
+        assert!(
+            hosts.contains(&format!("{ip}\t{alias} dbhost db\n")),
+            "{name}: {hosts}"
+        );
+        let url = format!("http://{alias}/");
+        let got = d.ok(&["exec", name, "wget", "-q", "-O", "-", &url]);
+        assert_eq!(got, "hello-berth\n", "{name} reaches db by its alias");
+    }
+    // Stopped again: the next start is refused again.
+    d.ok(&["stop", "-t", "0", "app", "db"]);
+    d.fails(
+        &["start", "app"],
+        "Cannot link to a non running container: /db AS /app/d",
+    );
+    d.ok(&["rm", "-f", "app", "app2", "db"]);
+}

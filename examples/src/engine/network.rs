@@ -439,7 +439,9 @@ const CONNECT_LINKS: &str =
 
 /// A container's link variables, and its targets as (id, the names of
 /// their /etc/hosts lines).
-type Linked = (Vec<String>, Vec<(String, String)>);
+/// Link variables, (target id, hosts names), and the targets not running
+/// yet (Docker checks and resolves them at start).
+type Linked = (Vec<String>, Vec<(String, String)>, Vec<links::Target>);
 
 /// `--link` on a user-defined network: in Docker a name only the linking
 /// container resolves (its sandbox's resolver), alias → the target's name
@@ -582,6 +584,12 @@ struct Attached {
     link_env: Vec<String>,
     /// `--link` targets: (id, the names of its /etc/hosts line).
     links: Vec<(String, String)>,
+    /// `--link` targets that were not running at create: their variables
+    /// and hosts lines are made at the first start.
+    pending_links: Vec<links::Target>,
+    /// Started since it joined its networks (a created container has
+    /// endpoints but does not run: no link to it yet).
+    started: bool,
 }
 
 /// What berthd keeps of an [`Attached`] in the container's directory
@@ -597,6 +605,14 @@ struct Saved {
     shared_by: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     links: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending_links: Vec<links::Target>,
+    #[serde(default = "yes")]
+    started: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 const SAVED: &str = "network.json";
@@ -611,6 +627,8 @@ impl Attached {
             parked: self.parked.clone(),
             shared_by: self.shared_by.clone(),
             links: self.links.clone(),
+            pending_links: self.pending_links.clone(),
+            started: self.started,
         };
         let path = self.hosts.with_file_name(SAVED);
         let tmp = self.hosts.with_file_name(".network.json.tmp");
@@ -757,7 +775,7 @@ impl Networking {
         self.pick_free_ports(&mut ports);
         let dns = net.config.name != DEFAULT_NETWORK;
         let mut extra = extra_hosts(host, &net)?;
-        let (link_env, link_hosts) = self.linked(name, links, dns, &mut extra)?;
+        let (link_env, link_hosts, pending_links) = self.linked(name, links, dns, &mut extra)?;
         // --network-alias and --ip, keyed by the network as the client named it.
         let wanted = host.network_mode.as_deref().unwrap_or("");
         let settings = body
@@ -820,6 +838,8 @@ impl Networking {
             shared_by: BTreeSet::new(),
             link_env,
             links: link_hosts,
+            pending_links,
+            started: false,
         };
         let written = base
             .and_then(|b| std::fs::write(&resolv_conf, resolv_conf_text(&b, host, dns)))
@@ -858,29 +878,70 @@ impl Networking {
         let map = self.lock();
         let mut env = Vec::new();
         let mut hosts = Vec::new();
+        let mut pending = Vec::new();
         for t in links {
+            hosts.push((t.id.clone(), links::hosts_names(t)));
             if !t.running {
-                return Err(Error::conflict(format!(
-                    "Cannot link to a non running container: /{} AS /{name}/{}",
-                    t.name, t.alias
-                )));
+                // Accepted at create as Docker; start checks it again.
+                pending.push(t.clone());
+                continue;
             }
-            let addrs: Vec<IpAddr> = map
-                .get(&t.id)
-                .and_then(|a| a.endpoints.get(DEFAULT_NETWORK))
-                .map(|ep| ep.addresses.iter().map(|a| a.addr()).collect())
-                .unwrap_or_default();
-            let Some(v4) = addrs.iter().find(|a| a.is_ipv4()).copied() else {
-                return Err(Error::bad_request(format!(
-                    "Cannot link to /{}, as it does not belong to the default network",
-                    t.name
-                )));
-            };
+            let (addrs, v4) = Self::link_addrs(&map, t)?;
             extra.extend(addrs.iter().map(|a| links::hosts_entry(t, *a)));
-            hosts.push((t.id.clone(), links::hosts_entry(t, v4).0));
             env.extend(links::env_vars(name, t, v4));
         }
-        Ok((env, hosts))
+        Ok((env, hosts, pending))
+    }
+
+    /// The default-bridge addresses of link target `t`, and its IPv4 one
+    /// (the link variables'), or Docker's error when it has none.
+    fn link_addrs(
+        map: &HashMap<String, Attached>,
+        t: &links::Target,
+    ) -> Result<(Vec<IpAddr>, IpAddr)> {
+        let addrs: Vec<IpAddr> = map
+            .get(&t.id)
+            .and_then(|a| a.endpoints.get(DEFAULT_NETWORK))
+            .map(|ep| ep.addresses.iter().map(|a| a.addr()).collect())
+            .unwrap_or_default();
+        match addrs.iter().find(|a| a.is_ipv4()).copied() {
+            Some(v4) => Ok((addrs, v4)),
+            None => Err(Error::bad_request(format!(
+                "Cannot link to /{}, as it does not belong to the default network",
+                t.name
+            ))),
+        }
+    }
+
+    /// At the first start of container `id`: the variables and /etc/hosts
+    /// lines of the links whose targets did not run at create (they run
+    /// now: [`check_links_running`](Self::check_links_running) came first).
+    /// The variables go into the bundle's spec, which the shim reads.
+    fn resolve_pending_links(&self, id: &str) -> Result<()> {
+        let mut map = self.lock();
+        let Some(a) = map.get(id).filter(|a| !a.pending_links.is_empty()) else {
+            return Ok(());
+        };
+        let mut env = Vec::new();
+        let mut lines = Vec::new();
+        for t in &a.pending_links {
+            let (addrs, v4) = Self::link_addrs(&map, t)?;
+            env.extend(links::env_vars(&a.name, t, v4));
+            lines.extend(addrs.iter().map(|ip| links::hosts_entry(t, *ip)));
+        }
+        let bundle = a.hosts.parent().map(Path::to_path_buf).unwrap_or_default();
+        links::add_env_to_bundle(&bundle, &env)
+            .map_err(|e| Error::internal(format!("adding the link variables to the spec: {e}")))?;
+        let Some(a) = map.get_mut(id) else {
+            return Ok(());
+        };
+        let names: BTreeSet<String> = lines.iter().map(|(n, _)| n.clone()).collect();
+        a.extra.retain(|(n, _)| !names.contains(n));
+        a.extra.extend(lines);
+        a.pending_links.clear();
+        a.save();
+        a.write_hosts()
+            .map_err(|e| Error::internal(format!("writing {}: {e}", a.hosts.display())))
     }
 
     /// Container `id` joined the default bridge again (with new
@@ -922,7 +983,7 @@ impl Networking {
         };
         for (target, names) in &a.links {
             let t = map.get(target);
-            if t.is_some_and(|t| !t.endpoints.is_empty()) {
+            if t.is_some_and(|t| t.started && !t.endpoints.is_empty()) {
                 continue;
             }
             let alias = names.split(' ').next().unwrap_or(names);
@@ -1064,6 +1125,8 @@ impl Networking {
                 shared_by: saved.shared_by,
                 link_env: Vec::new(),
                 links: saved.links,
+                pending_links: saved.pending_links,
+                started: saved.started,
             };
             self.lock().insert(sb.config.container_id.clone(), attached);
         }
@@ -1086,6 +1149,7 @@ impl Networking {
         }
         if let Some(a) = self.lock().get_mut(id) {
             a.parked.extend(parked);
+            a.started = false;
             a.save();
         }
     }
@@ -1104,11 +1168,19 @@ impl Networking {
             }
         }
         self.check_links_running(id)?;
+        self.resolve_pending_links(id)?;
         let (parked, sb) = match self.lock().get_mut(id) {
             Some(a) if !a.parked.is_empty() => {
                 (std::mem::take(&mut a.parked), a.sandbox.id.clone())
             }
-            _ => return Ok(()),
+            Some(a) => {
+                if !a.started {
+                    a.started = true;
+                    a.save();
+                }
+                return Ok(());
+            }
+            None => return Ok(()),
         };
         let mut joined = Vec::new();
         for (net, net_id, cfg) in &parked {
@@ -1130,6 +1202,7 @@ impl Networking {
             return Ok(());
         };
         a.endpoints.extend(joined);
+        a.started = true;
         a.save();
         let written = a
             .write_hosts()

@@ -16,7 +16,7 @@ use oci_spec::runtime::Spec;
 use crate::engine::record::{Record, Status};
 
 /// A container to link to, as the backend knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// Its id.
     pub id: String,
@@ -116,12 +116,32 @@ fn configured_env(r: &Record) -> Vec<String> {
 /// The /etc/hosts entry for a target at `ip`: alias, hostname and (when
 /// it differs from the alias) name, on one line as Docker writes it.
 pub fn hosts_entry(t: &Target, ip: IpAddr) -> (String, IpAddr) {
+    (hosts_names(t), ip)
+}
+
+/// The names of the target's /etc/hosts line.
+pub fn hosts_names(t: &Target) -> String {
     let mut names = format!("{} {}", t.alias, t.hostname);
     if t.alias != t.name {
         names.push(' ');
         names.push_str(&t.name);
     }
-    (names, ip)
+    names
+}
+
+/// `vars` added to the process environment of the spec in `bundle`
+/// (`config.json`, replaced through a temp file): the variables of a link
+/// whose target was not running at create are known only at start.
+pub fn add_env_to_bundle(bundle: &std::path::Path, vars: &[String]) -> std::io::Result<()> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let path = bundle.join("config.json");
+    let spec: Spec = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let json = serde_json::to_vec(&add_env(spec, vars))?;
+    let tmp = bundle.join(".config.json.links");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, &path)
 }
 
 /// The variables Docker sets in a container `parent` for a link to `t`
