@@ -21,6 +21,7 @@ use examples::images::{sha256_of, ImageStore, PullProgress, RegistryConfig};
 
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
+const HTPASSWD: &str = "/usr/bin/htpasswd";
 
 /// A docker-registry on 127.0.0.1:<free port> (plain HTTP, or HTTPS with
 /// a certificate for `TLS_NAME` from a CA of its own); Drop kills it and
@@ -29,6 +30,8 @@ struct LocalRegistry {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    /// `user:password` the registry asks for (htpasswd), if any.
+    creds: Option<String>,
 }
 
 impl LocalRegistry {
@@ -37,6 +40,19 @@ impl LocalRegistry {
     }
 
     fn start_with(tls: bool) -> Option<Self> {
+        Self::start_opts(tls, None)
+    }
+
+    /// A registry that wants `user`/`password` (htpasswd, bcrypt).
+    fn start_with_auth(user: &str, password: &str) -> Option<Self> {
+        if !Path::new(HTPASSWD).is_file() {
+            eprintln!("SKIP: {HTPASSWD} is not installed (apt-get install apache2-utils)");
+            return None;
+        }
+        Self::start_opts(false, Some((user, password)))
+    }
+
+    fn start_opts(tls: bool, auth: Option<(&str, &str)>) -> Option<Self> {
         let tools: &[&str] = if tls {
             &[REGISTRY, SKOPEO, OPENSSL]
         } else {
@@ -65,6 +81,19 @@ impl LocalRegistry {
                 dir.path().display()
             );
         }
+        if let Some((user, password)) = auth {
+            let out = Command::new(HTPASSWD)
+                .args(["-Bbn", user, password])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "htpasswd failed");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, out.stdout).unwrap();
+            yaml += &format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                file.display()
+            );
+        }
         std::fs::write(&config, yaml).unwrap();
         let child = Command::new(REGISTRY)
             .arg("serve")
@@ -73,7 +102,13 @@ impl LocalRegistry {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let registry = Self { child, dir, port };
+        let creds = auth.map(|(u, p)| format!("{u}:{p}"));
+        let registry = Self {
+            child,
+            dir,
+            port,
+            creds,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while http_get(port, "/v2/").is_none() {
             assert!(Instant::now() < deadline, "docker-registry did not start");
@@ -96,8 +131,15 @@ impl LocalRegistry {
         }
         let dest = format!("docker://{}/{name_tag}", self.host());
         let src = format!("docker-archive:{}", archive.display());
+        let creds: Vec<String> = self.creds.iter().map(|c| format!("--creds={c}")).collect();
+        let dest_creds: Vec<String> = self
+            .creds
+            .iter()
+            .map(|c| format!("--dest-creds={c}"))
+            .collect();
         let out = Command::new(SKOPEO)
             .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+            .args(&dest_creds)
             .args([&src, &dest])
             .output()
             .unwrap();
@@ -114,6 +156,7 @@ impl LocalRegistry {
                 "--format",
                 "{{.Digest}}",
             ])
+            .args(&creds)
             .arg(&dest)
             .output()
             .unwrap();
@@ -364,6 +407,76 @@ fn pull_run_digest_and_errors_through_the_docker_cli() {
     assert_eq!(containers_left(&d), 0);
 }
 
+/// `docker login` and pulls from a registry that wants a password: no
+/// credentials and a wrong password fail with Docker's words, a login
+/// then a pull work (the CLI sends the stored credentials).
+#[test]
+fn login_then_pull_from_a_registry_with_htpasswd() {
+    let Some(d) = start() else { return };
+    let Some(registry) = LocalRegistry::start_with_auth("berth", "s3cret-pw") else {
+        return;
+    };
+    let host = registry.host();
+    registry.push_busybox("busybox:latest");
+    let image = format!("{host}/busybox");
+
+    let out = d.docker(&["pull", &image]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("no basic auth credentials"),
+        "{}",
+        out.stderr
+    );
+
+    let login = |password: &str| {
+        d.docker_with_stdin(
+            &["login", &host, "-u", "berth", "--password-stdin"],
+            Some(format!("{password}\n").as_bytes()),
+        )
+    };
+    let out = login("wrong");
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains(&format!(
+            "login attempt to http://{host}/v2/ failed with status: 401 Unauthorized"
+        )),
+        "{}",
+        out.stderr
+    );
+    let out = login("s3cret-pw");
+    assert_eq!(out.code, 0, "docker login: {}", out.stderr);
+    assert!(out.stdout.contains("Login Succeeded"), "{}", out.stdout);
+
+    let out = d.docker(&["pull", &image]);
+    assert_eq!(out.code, 0, "docker pull after login: {}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "Status: Downloaded newer image for {image}:latest"
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = d.docker(&["run", "--rm", &image, "echo", "ok"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "ok\n"),
+        "{}",
+        out.stderr
+    );
+
+    // After a logout the CLI sends nothing again.
+    d.ok(&["logout", &host]);
+    d.ok(&["rmi", &image]);
+    let out = d.docker(&["pull", &image]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("no basic auth credentials"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(containers_left(&d), 0);
+}
+
 /// What the store reports while pulling, and that layers it has are not
 /// fetched again.
 #[test]
@@ -395,7 +508,7 @@ fn store_pull_reports_progress_and_skips_present_layers() {
         seen.iter()
             .filter_map(|p| match p {
                 PullProgress::Layer { status, .. } => Some(*status),
-                PullProgress::Resolved { .. } => None,
+                PullProgress::Resolved { .. } | PullProgress::Downloading { .. } => None,
             })
             .collect()
     };
@@ -412,8 +525,20 @@ fn store_pull_reports_progress_and_skips_present_layers() {
     );
     assert_eq!(
         statuses(&seen),
-        ["Pulling fs layer", "Download complete", "Pull complete"]
+        [
+            "Pulling fs layer",
+            "Download complete",
+            "Extracting",
+            "Pull complete"
+        ]
     );
+    // Byte counts end at the layer's size.
+    let last_count = seen.iter().rev().find_map(|p| match p {
+        PullProgress::Downloading { current, total, .. } => Some((*current, *total)),
+        _ => None,
+    });
+    let (current, total) = last_count.expect("no Downloading progress");
+    assert!(current <= total && total > 0, "{current}/{total}");
     let name = format!("{}/busybox:latest", registry.host());
     assert_eq!(store.image_id(&name).unwrap(), first.id);
     // skopeo compressed the layer on push: this was a gzip layer.
@@ -490,7 +615,8 @@ fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
 /// A fake registry serving one busybox image (an uncompressed layer) in
 /// several repositories: `bad` (the layer corrupt), `cut` (the layer cut
 /// short), `auth` (behind Docker's Bearer token flow: a 401 challenge
-/// naming `/token`, which hands out the token), `multi` (an OCI index
+/// naming `/token`, which hands out the token; its layer sent slowly in
+/// 8 pieces), `multi` (an OCI index
 /// listing arm64 and amd64), `zstd` (a zstd layer type), `gone` (an
 /// unknown repository: NAME_UNKNOWN) and `two` (a second, gzip layer on
 /// top, with a whiteout). Returns its
@@ -666,7 +792,16 @@ fn fake_registry() -> (u16, String) {
                 reply.status, reply.content_type, reply.length
             );
             let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&reply.body);
+            if repo == "auth" && rest.starts_with("blobs/") && reply.body.len() > 64 * 1024 {
+                // The layer slowly, for the engine's byte counts.
+                for piece in reply.body.chunks(reply.body.len().div_ceil(8)) {
+                    let _ = s.write_all(piece);
+                    let _ = s.flush();
+                    std::thread::sleep(Duration::from_millis(40));
+                }
+            } else {
+                let _ = s.write_all(&reply.body);
+            }
         }
     });
     (port, index_digest)
@@ -761,22 +896,52 @@ fn engine_pull_stream_messages() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    let statuses: Vec<&str> = messages.iter().map(|m| m.status.as_str()).collect();
+    // The layer comes in 8 pieces over ~320 ms: a few `Downloading`
+    // lines with byte counts, not one per piece (at most one per 100 ms).
+    let downloading: Vec<&libswarm::PullMessage> = messages
+        .iter()
+        .filter(|m| m.status == "Downloading")
+        .collect();
+    assert!(
+        (2..=5).contains(&downloading.len()),
+        "{} Downloading lines: {downloading:?}",
+        downloading.len()
+    );
+    let counts: Vec<(u64, u64)> = downloading
+        .iter()
+        .map(|m| {
+            let d = m.progress_detail.unwrap();
+            (d.current.unwrap(), d.total.unwrap())
+        })
+        .collect();
+    let total = counts[0].1;
+    assert!(
+        counts.windows(2).all(|w| w[0].0 < w[1].0)
+            && counts.iter().all(|c| c.1 == total && c.0 <= total),
+        "{counts:?}"
+    );
+    assert_eq!(downloading[0].id, messages[1].id);
+    let statuses: Vec<&str> = messages
+        .iter()
+        .map(|m| m.status.as_str())
+        .filter(|s| *s != "Downloading")
+        .collect();
     assert_eq!(
-        statuses[..4],
+        statuses[..5],
         [
             "Pulling from auth",
             "Pulling fs layer",
             "Download complete",
+            "Extracting",
             "Pull complete"
         ]
     );
-    assert!(statuses[4].starts_with("Digest: sha256:"), "{statuses:?}");
+    assert!(statuses[5].starts_with("Digest: sha256:"), "{statuses:?}");
     assert_eq!(
-        statuses[5],
+        statuses[6],
         format!("Status: Downloaded newer image for {image}:latest")
     );
-    assert_eq!(messages.len(), 6);
+    assert_eq!(statuses.len(), 7);
     assert_eq!(messages[0].id.as_deref(), Some("latest"));
     assert_eq!(messages[1].id.as_ref().map(String::len), Some(12));
     let again = collect(image.clone());

@@ -13,7 +13,7 @@ use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
     ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, Filters,
     ImageImportOptions, ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions,
-    OutputChunk, PullMessage, VolumeListOptions, WaitCondition, WaitHandle,
+    OutputChunk, PullMessage, RegistryAuth, VolumeListOptions, WaitCondition, WaitHandle,
 };
 use crate::{Error, Result};
 
@@ -127,6 +127,23 @@ pub trait Backend: Send + Sync + 'static {
         self.image_pull(reference).await?;
         let done = PullMessage::status(format!("Status: Image is up to date for {reference}"));
         Ok(Box::pin(futures::stream::iter([Ok(done)])))
+    }
+    /// [`image_pull_progress`](Self::image_pull_progress) with the
+    /// credentials `docker pull` sent (`X-Registry-Auth`). The default
+    /// ignores them.
+    async fn image_pull_progress_auth(
+        &self,
+        reference: &str,
+        auth: Option<RegistryAuth>,
+    ) -> Result<BoxStream<Result<PullMessage>>> {
+        let _ = auth;
+        self.image_pull_progress(reference).await
+    }
+    /// Checks credentials against their registry (`docker login`);
+    /// returns the status to show, e.g. "Login Succeeded".
+    async fn registry_login(&self, auth: RegistryAuth) -> Result<String> {
+        let _ = auth;
+        Err(Error::not_implemented("registry login"))
     }
     /// Loads a `docker save` tarball; returns the loaded references.
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>>;

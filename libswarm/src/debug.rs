@@ -24,7 +24,7 @@ use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
     ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, ImageImportOptions,
     ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk,
-    PullMessage, VolumeListOptions, WaitCondition, WaitHandle,
+    PullMessage, RegistryAuth, VolumeListOptions, WaitCondition, WaitHandle,
 };
 use crate::{Backend, Result};
 
@@ -216,6 +216,16 @@ impl Backend for DebugBackend {
     }
     async fn image_pull_progress(&self, reference: &str) -> Result<BoxStream<Result<PullMessage>>> {
         pass!(self, image_pull_progress(reference))
+    }
+    async fn image_pull_progress_auth(
+        &self,
+        reference: &str,
+        auth: Option<RegistryAuth>,
+    ) -> Result<BoxStream<Result<PullMessage>>> {
+        pass!(self, image_pull_progress_auth(reference, auth))
+    }
+    async fn registry_login(&self, auth: RegistryAuth) -> Result<String> {
+        pass!(self, registry_login(auth))
     }
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {
         let started = Instant::now();

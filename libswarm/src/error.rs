@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The operation is not supported by this backend (HTTP 501).
     NotImplemented,
+    /// Credentials are missing or wrong (HTTP 401).
+    Unauthorized,
     /// Anything else (HTTP 500).
     Internal,
 }
@@ -32,6 +34,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => 400,
             ErrorKind::Unavailable => 503,
             ErrorKind::NotImplemented => 501,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::Internal => 500,
         }
     }
@@ -45,6 +48,7 @@ impl ErrorKind {
             400 => ErrorKind::BadRequest,
             503 => ErrorKind::Unavailable,
             501 => ErrorKind::NotImplemented,
+            401 => ErrorKind::Unauthorized,
             _ => ErrorKind::Internal,
         }
     }
@@ -59,6 +63,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadRequest => "bad request",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::NotImplemented => "not implemented",
+            ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Internal => "internal error",
         };
         f.write_str(s)

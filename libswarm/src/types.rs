@@ -293,6 +293,31 @@ pub struct ProgressDetail {
     pub total: Option<u64>,
 }
 
+/// Credentials for a registry: the body of `POST /auth` (`docker login`)
+/// and the JSON in a pull's `X-Registry-Auth` header.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    /// The user name.
+    #[serde(default)]
+    pub username: String,
+    /// The password (or a token used as one).
+    #[serde(default)]
+    pub password: String,
+    /// The registry (`host[:port]`, possibly as a URL).
+    #[serde(default, rename = "serveraddress")]
+    pub server_address: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("server_address", &self.server_address)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options of `image_remove`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRemoveOptions {

@@ -926,6 +926,18 @@ impl Backend for LocalBackend {
         Ok(self.pull_stream(reference))
     }
 
+    async fn image_pull_progress_auth(
+        &self,
+        reference: &str,
+        auth: Option<libswarm::RegistryAuth>,
+    ) -> Result<BoxStream<Result<libswarm::PullMessage>>> {
+        Ok(self.pull_stream_auth(reference, auth))
+    }
+
+    async fn registry_login(&self, auth: libswarm::RegistryAuth) -> Result<String> {
+        self.login(auth).await
+    }
+
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {
         let data = collect(tarball).await?;
         let loaded = self

@@ -68,7 +68,9 @@ pub use oci_spec::image::Digest;
 pub use overlay::{overlay_options, OverlayMount};
 pub use pull::{PullProgress, PulledImage};
 pub use reference::ImageRef;
-pub use registry::{RegistryConfig, RegistryError, RegistryResult, RemoteRef};
+pub use registry::{
+    login, login_domain, Credentials, RegistryConfig, RegistryError, RegistryResult, RemoteRef,
+};
 pub use remove::{ImageUsage, NoContainers, Removed};
 pub use runtime_config::ImageRuntimeConfig;
 pub use store::ImageStore;

@@ -54,7 +54,20 @@ pub enum PullProgress {
         /// Docker's status text.
         status: &'static str,
     },
+    /// Bytes of a layer fetched so far (`Downloading`), at most every
+    /// [`PROGRESS_INTERVAL`] per layer, as dockerd.
+    Downloading {
+        /// The layer blob's digest.
+        digest: Digest,
+        /// Bytes received.
+        current: u64,
+        /// The blob's size.
+        total: u64,
+    },
 }
+
+/// The shortest time between two `Downloading` messages of a layer.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The result of [`ImageStore::pull`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +223,7 @@ impl ImageStore {
         let (registry, report) = (&registry, &progress);
         futures::stream::iter(fetches)
             .map(|(layer, path): (Descriptor, PathBuf)| async move {
-                fetch_blob_to_file(registry, &layer, &path).await?;
+                fetch_blob_to_file(registry, &layer, &path, report).await?;
                 report(PullProgress::Layer {
                     digest: layer.digest().clone(),
                     status: "Download complete",
@@ -239,6 +252,10 @@ impl ImageStore {
                 {
                     if let Some(path) = file {
                         staging.add_blob(layer.digest(), path);
+                        report(PullProgress::Layer {
+                            digest: layer.digest().clone(),
+                            status: "Extracting",
+                        });
                     }
                     staging.layer(
                         layer.digest(),
@@ -414,6 +431,7 @@ async fn fetch_blob_to_file(
     registry: &Registry,
     desc: &Descriptor,
     path: &std::path::Path,
+    progress: &(impl Fn(PullProgress) + Send + Sync),
 ) -> RegistryResult<()> {
     let digest = desc.digest().to_string();
     let response = registry
@@ -426,6 +444,7 @@ async fn fetch_blob_to_file(
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
     let mut len = 0u64;
+    let mut reported: Option<std::time::Instant> = None;
     while let Some(chunk) = next_frame(&mut body, &digest).await? {
         len += chunk.len() as u64;
         if len > desc.size() {
@@ -437,6 +456,14 @@ async fn fetch_blob_to_file(
         }
         hasher.update(&chunk);
         out.write_all(&chunk).await.map_err(io_err("write", path))?;
+        if reported.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL) {
+            reported = Some(std::time::Instant::now());
+            progress(PullProgress::Downloading {
+                digest: desc.digest().clone(),
+                current: len,
+                total: desc.size(),
+            });
+        }
     }
     out.flush().await.map_err(io_err("write", path))?;
     out.get_ref()

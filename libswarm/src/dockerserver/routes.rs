@@ -19,7 +19,7 @@ use crate::models::{
 use crate::types::{
     AttachOptions, ContainerCreateBody, ContainerListOptions, ContainerRemoveOptions,
     EventsOptions, ExecStartOptions, ImageImportOptions, ImageListOptions, ImageRemoveOptions,
-    LogsOptions, NetworkListOptions, VolumeListOptions, WaitCondition,
+    LogsOptions, NetworkListOptions, RegistryAuth, VolumeListOptions, WaitCondition,
 };
 use crate::{Backend, Error, Result, API_VERSION, MIN_API_VERSION};
 
@@ -272,6 +272,14 @@ async fn route(
             h.insert("Swarm", HeaderValue::from_static("inactive"));
             h.insert("Builder-Version", HeaderValue::from_static("1"));
             Ok(r)
+        }
+        (&Method::POST, ["auth"]) => {
+            let auth: RegistryAuth = read_json(req).await?;
+            let status = b.registry_login(auth).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "Status": status, "IdentityToken": "" }),
+            ))
         }
         (&Method::GET, ["version"]) => Ok(json(StatusCode::OK, &b.version().await?)),
         (&Method::GET, ["info"]) => Ok(json(StatusCode::OK, &b.info().await?)),
@@ -567,7 +575,8 @@ async fn images_create(
         Some(tag) => format!("{image}:{tag}"),
         None => image.to_string(),
     };
-    let mut progress = b.image_pull_progress(&reference).await?;
+    let auth = registry_auth_header(&req)?;
+    let mut progress = b.image_pull_progress_auth(&reference, auth).await?;
     // Like dockerd: a pull that fails before its first line (an unknown
     // manifest, an unreachable registry) is the request's error status;
     // a later failure is an error line in the stream.
@@ -580,8 +589,59 @@ async fn images_create(
     ))
 }
 
+/// The credentials of an `X-Registry-Auth` header: base64url JSON
+/// (padded or not). An empty object, as the CLI sends without a login,
+/// is no credentials.
+fn registry_auth_header(req: &Request<Incoming>) -> Result<Option<RegistryAuth>> {
+    let Some(value) = req.headers().get("x-registry-auth") else {
+        return Ok(None);
+    };
+    parse_registry_auth(value.as_bytes())
+}
+
+fn parse_registry_auth(value: &[u8]) -> Result<Option<RegistryAuth>> {
+    use base64::Engine;
+    let bad = |e: &dyn std::fmt::Display| Error::bad_request(format!("X-Registry-Auth: {e}"));
+    let text: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .map(|c| match c {
+            b'+' => b'-',
+            b'/' => b'_',
+            c => c,
+        })
+        .collect();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&text)
+        .map_err(|e| bad(&e))?;
+    let auth: RegistryAuth = serde_json::from_slice(&json).map_err(|e| bad(&e))?;
+    Ok((!auth.username.is_empty() || !auth.password.is_empty()).then_some(auth))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn registry_auth_headers_decode() {
+        use base64::Engine;
+        let json = br#"{"username":"u","password":"p?>","serveraddress":"h:5000"}"#;
+        let url = base64::engine::general_purpose::URL_SAFE.encode(json);
+        let auth = parse_registry_auth(url.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("u", "p?>")
+        );
+        assert_eq!(auth.server_address, "h:5000");
+        let std = base64::engine::general_purpose::STANDARD.encode(json);
+        assert_eq!(parse_registry_auth(std.as_bytes()).unwrap().unwrap(), auth);
+        assert_eq!(parse_registry_auth(b"e30=").unwrap(), None);
+        let e = parse_registry_auth(b"!!").unwrap_err();
+        assert!(e.message.contains("X-Registry-Auth"));
+    }
+
     use super::*;
 
     #[test]

@@ -7,11 +7,11 @@
 //! locally", pulls, and creates again, as against dockerd.
 
 use futures::StreamExt;
-use libswarm::{BoxStream, Error, ProgressDetail, PullMessage, Result};
+use libswarm::{BoxStream, Error, ErrorKind, ProgressDetail, PullMessage, RegistryAuth, Result};
 
 use super::{image_err, LocalBackend};
 use crate::engine::events::Kind;
-use crate::images::{PullProgress, RegistryConfig, RegistryError, RemoteRef};
+use crate::images::{Credentials, PullProgress, RegistryConfig, RegistryError, RemoteRef};
 
 /// The short layer ID Docker's progress lines show.
 fn short(digest: &crate::images::Digest) -> String {
@@ -33,6 +33,18 @@ pub(crate) fn progress_message(p: &PullProgress) -> PullMessage {
             progress_detail: Some(ProgressDetail::default()),
             ..PullMessage::status(*status)
         },
+        PullProgress::Downloading {
+            digest,
+            current,
+            total,
+        } => PullMessage {
+            id: Some(short(digest)),
+            progress_detail: Some(ProgressDetail {
+                current: Some(*current),
+                total: Some(*total),
+            }),
+            ..PullMessage::status("Downloading")
+        },
     }
 }
 
@@ -43,6 +55,7 @@ pub(crate) fn registry_err(e: RegistryError) -> Error {
             Error::not_found(e.to_string())
         }
         e @ RegistryError::InvalidReference { .. } => Error::bad_request(e.to_string()),
+        e @ RegistryError::LoginFailed { .. } => Error::new(ErrorKind::Unauthorized, e.to_string()),
         RegistryError::Store(e) => image_err(e),
         e => Error::internal(e.to_string()),
     }
@@ -73,13 +86,23 @@ impl LocalBackend {
     /// # Ok(()) }
     /// ```
     pub fn pull_stream(&self, reference: &str) -> BoxStream<Result<PullMessage>> {
+        self.pull_stream_auth(reference, None)
+    }
+
+    /// [`LocalBackend::pull_stream`] sending `auth` (what `docker login`
+    /// stored; `X-Registry-Auth`) to the registry.
+    pub fn pull_stream_auth(
+        &self,
+        reference: &str,
+        auth: Option<RegistryAuth>,
+    ) -> BoxStream<Result<PullMessage>> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let engine = self.clone();
         let reference = reference.to_string();
         tokio::spawn(async move {
             let progress = tx.clone();
             let done = engine
-                .pull(&reference, move |p| {
+                .pull(&reference, auth, move |p| {
                     tracing::debug!(?p, "pull progress");
                     let _ = progress.unbounded_send(Ok(progress_message(&p)));
                 })
@@ -94,6 +117,29 @@ impl LocalBackend {
             }
         });
         rx.boxed()
+    }
+
+    fn registry_config(&self) -> RegistryConfig {
+        self.inner
+            .registries
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// `docker login`: check `auth` against its registry, as dockerd
+    /// (nothing is stored: the docker CLI keeps the credentials).
+    pub async fn login(&self, auth: RegistryAuth) -> Result<String> {
+        let server = auth.server_address.clone();
+        crate::images::login(
+            &server,
+            &Credentials::new(auth.username, auth.password),
+            &self.registry_config(),
+        )
+        .await
+        .map_err(registry_err)?;
+        tracing::info!(server, "registry login succeeded");
+        Ok("Login Succeeded".into())
     }
 
     /// [`LocalBackend::pull_stream`] run to its end, the progress logged
@@ -111,15 +157,14 @@ impl LocalBackend {
     async fn pull(
         &self,
         reference: &str,
+        auth: Option<RegistryAuth>,
         progress: impl Fn(PullProgress) + Send + Sync + 'static,
     ) -> Result<[PullMessage; 2]> {
         let remote: RemoteRef = reference.parse().map_err(registry_err)?;
-        let config = self
-            .inner
-            .registries
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_default();
+        let mut config = self.registry_config();
+        if let Some(auth) = auth {
+            config = config.credentials(Credentials::new(auth.username, auth.password));
+        }
         let pulled = self
             .inner
             .images
@@ -160,6 +205,16 @@ mod tests {
             serde_json::to_value(&m).unwrap()["progressDetail"],
             serde_json::json!({})
         );
+        let m = progress_message(&PullProgress::Downloading {
+            digest: d.clone(),
+            current: 10,
+            total: 20,
+        });
+        assert_eq!(m.status, "Downloading");
+        assert_eq!(
+            serde_json::to_value(&m).unwrap()["progressDetail"],
+            serde_json::json!({"current": 10, "total": 20})
+        );
         let m = progress_message(&PullProgress::Resolved {
             reference: "latest".into(),
             repository: "library/busybox".into(),
@@ -177,5 +232,10 @@ mod tests {
         assert!(unknown.to_string().contains("manifest unknown"));
         let bad = registry_err("Bad".parse::<RemoteRef>().unwrap_err());
         assert_eq!(bad.http_status(), 400);
+        let refused = registry_err(RegistryError::LoginFailed {
+            url: "http://127.0.0.1:1/v2/".into(),
+            status: "401 Unauthorized".into(),
+        });
+        assert_eq!(refused.http_status(), 401);
     }
 }

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::auth::{status_text, Credentials};
 use super::config::{tls_connector, unverified_tls_connector, Transport};
 use super::{RegistryConfig, RegistryError, RegistryResult, RemoteRef, DOCKER_HUB, IO_TIMEOUT};
 
@@ -39,23 +40,39 @@ pub(crate) struct Registry {
     /// The repository as Docker names it in errors.
     familiar: String,
     tls: Option<tokio_rustls::TlsConnector>,
-    token: Mutex<Option<String>>,
+    credentials: Option<Credentials>,
+    /// The `Authorization` value the registry's challenge called for
+    /// (`Bearer <token>` or `Basic …`).
+    authorization: Mutex<Option<String>>,
 }
 
 impl Registry {
     /// A client for `reference`'s registry and repository.
     pub(crate) fn new(reference: &RemoteRef, config: &RegistryConfig) -> RegistryResult<Self> {
-        let api = if reference.domain() == DOCKER_HUB {
+        Self::for_domain(
+            reference.domain(),
+            reference.path(),
+            reference.familiar_repo(),
+            config,
+        )
+    }
+
+    /// A client for `repository` (Docker's name for it: `familiar`) at
+    /// the registry `domain`.
+    pub(crate) fn for_domain(
+        domain: &str,
+        repository: &str,
+        familiar: String,
+        config: &RegistryConfig,
+    ) -> RegistryResult<Self> {
+        let api = if domain == DOCKER_HUB {
             DOCKER_HUB_API
         } else {
-            reference.domain()
+            domain
         };
-        let (tls, fallback) = match config.transport(reference.domain()) {
+        let (tls, fallback) = match config.transport(domain) {
             Transport::Http => (None, None),
-            Transport::Https => (
-                Some(tls_connector(config.extra_cas(reference.domain())?)?),
-                None,
-            ),
+            Transport::Https => (Some(tls_connector(config.extra_cas(domain)?)?), None),
             Transport::UnverifiedHttpsThenHttp => (
                 Some(unverified_tls_connector()?),
                 Some(format!("http://{api}")),
@@ -65,11 +82,93 @@ impl Registry {
         Ok(Self {
             base: Mutex::new(format!("{scheme}://{api}")),
             fallback: Mutex::new(fallback),
-            repository: reference.path().to_string(),
-            familiar: reference.familiar_repo(),
+            repository: repository.to_string(),
+            familiar,
             tls,
-            token: Mutex::new(None),
+            credentials: config.credentials_for().cloned(),
+            authorization: Mutex::new(None),
         })
+    }
+
+    /// `docker login`: `GET /v2/` and, when the registry challenges,
+    /// the credentials sent as it asks (Basic, or to its token realm).
+    pub(crate) async fn login(&self) -> RegistryResult<()> {
+        loop {
+            let url = format!("{}/v2/", self.base());
+            let response = match self.get_following(&url, "application/json", None).await {
+                Err(RegistryError::Connect { ref reason, .. })
+                    if reason.starts_with("tls") && self.fall_back() =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
+            let status = response.status();
+            if status == StatusCode::OK {
+                return Ok(());
+            }
+            if status != StatusCode::UNAUTHORIZED {
+                return Err(RegistryError::LoginFailed {
+                    url,
+                    status: status_text(status),
+                });
+            }
+            self.answer_challenge(&url, &response).await?;
+            let authorization = self.authorization();
+            let response = self
+                .get_following(&url, "application/json", authorization.as_deref())
+                .await?;
+            return match response.status() {
+                StatusCode::OK => Ok(()),
+                other => Err(RegistryError::LoginFailed {
+                    url,
+                    status: status_text(other),
+                }),
+            };
+        }
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.authorization.lock().map(|t| t.clone()).unwrap_or(None)
+    }
+
+    /// Set the `Authorization` a `401`'s challenge asks for: a token
+    /// from its realm (Bearer), or our credentials (Basic).
+    async fn answer_challenge(
+        &self,
+        url: &str,
+        response: &Response<Incoming>,
+    ) -> RegistryResult<()> {
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let value = if let Some(params) = parse_bearer(&challenge) {
+            format!("Bearer {}", self.fetch_token(&params).await?)
+        } else if challenge
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("basic")
+        {
+            match &self.credentials {
+                Some(c) => c.basic(),
+                None => {
+                    return Err(RegistryError::NoCredentials {
+                        url: url.to_string(),
+                    })
+                }
+            }
+        } else {
+            return Err(RegistryError::Unsupported(format!(
+                "{url}: 401 with an unknown challenge {challenge:?}"
+            )));
+        };
+        if let Ok(mut a) = self.authorization.lock() {
+            *a = Some(value);
+        }
+        Ok(())
     }
 
     /// `GET /v2/<repository>/<kind>/<reference>` with `accept`, following
@@ -85,8 +184,11 @@ impl Registry {
         let mut challenged = false;
         loop {
             let url = format!("{}/v2/{}/{kind}/{reference}", self.base(), self.repository);
-            let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
-            let response = match self.get_following(&url, accept, token.as_deref()).await {
+            let authorization = self.authorization();
+            let response = match self
+                .get_following(&url, accept, authorization.as_deref())
+                .await
+            {
                 Err(RegistryError::Connect { ref reason, .. })
                     if reason.starts_with("tls") && self.fall_back() =>
                 {
@@ -102,17 +204,12 @@ impl Registry {
                 StatusCode::OK => return Ok(response),
                 StatusCode::UNAUTHORIZED if !challenged => {
                     challenged = true;
-                    let challenge = response
-                        .headers()
-                        .get("www-authenticate")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    let Some(params) = challenge.as_deref().and_then(parse_bearer) else {
-                        return Err(self.error(&url, response).await);
-                    };
-                    let token = self.fetch_token(&params).await?;
-                    if let Ok(mut t) = self.token.lock() {
-                        *t = Some(token);
+                    match self.answer_challenge(&url, &response).await {
+                        Ok(()) => {}
+                        Err(RegistryError::Unsupported(_)) => {
+                            return Err(self.error(&url, response).await)
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 StatusCode::NOT_FOUND => {
@@ -163,17 +260,18 @@ impl Registry {
     }
 
     /// One GET, following up to five redirects (blob storage often sits
-    /// elsewhere); the token only goes to the registry itself.
+    /// elsewhere); `authorization` only goes to the host first asked.
     async fn get_following(
         &self,
         url: &str,
         accept: &str,
-        token: Option<&str>,
+        authorization: Option<&str>,
     ) -> RegistryResult<Response<Incoming>> {
         let mut url = url.to_string();
-        let mut token = token;
+        let mut authorization = authorization;
+        let origin = origin_of(&url);
         for _ in 0..5 {
-            let response = self.send(&url, accept, token).await?;
+            let response = self.send(&url, accept, authorization).await?;
             if !response.status().is_redirection() {
                 return Ok(response);
             }
@@ -194,8 +292,8 @@ impl Registry {
             } else {
                 location.to_string()
             };
-            if !next.starts_with(&self.base()) {
-                token = None;
+            if origin_of(&next) != origin {
+                authorization = None;
             }
             url = next;
         }
@@ -210,7 +308,7 @@ impl Registry {
         &self,
         url: &str,
         accept: &str,
-        token: Option<&str>,
+        authorization: Option<&str>,
     ) -> RegistryResult<Response<Incoming>> {
         let uri: Uri = url.parse().map_err(|e| http_err(url, e))?;
         let https = uri.scheme_str() == Some("https");
@@ -261,9 +359,8 @@ impl Registry {
             .header(HOST, authority.as_str())
             .header(ACCEPT, accept)
             .header("user-agent", concat!("berthd/", env!("CARGO_PKG_VERSION")));
-        if let Some(token) = token {
-            let value =
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| http_err(url, e))?;
+        if let Some(authorization) = authorization {
+            let value = HeaderValue::from_str(authorization).map_err(|e| http_err(url, e))?;
             request = request.header(AUTHORIZATION, value);
         }
         let request = request
@@ -276,7 +373,8 @@ impl Registry {
             .map_err(|e| http_err(url, e))
     }
 
-    /// Ask the challenge's realm for a pull token (anonymous).
+    /// Ask the challenge's realm for a pull token, with our credentials
+    /// when we have some (anonymous otherwise).
     async fn fetch_token(&self, params: &HashMap<String, String>) -> RegistryResult<String> {
         let realm = params
             .get("realm")
@@ -294,9 +392,19 @@ impl Registry {
             "{realm}{}{query}",
             if realm.contains('?') { '&' } else { '?' }
         );
-        let response = self.get_following(&url, "application/json", None).await?;
-        if response.status() != StatusCode::OK {
-            return Err(self.error(&url, response).await);
+        let basic = self.credentials.as_ref().map(Credentials::basic);
+        let response = self
+            .get_following(&url, "application/json", basic.as_deref())
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if basic.is_some() => {
+                return Err(RegistryError::LoginFailed {
+                    url,
+                    status: status_text(response.status()),
+                })
+            }
+            _ => return Err(self.error(&url, response).await),
         }
         let body = read_small(response, &url, 1 << 20).await?;
         #[derive(serde::Deserialize)]
@@ -399,6 +507,13 @@ pub(crate) fn http_err(url: &str, reason: impl fmt::Display) -> RegistryError {
         url: url.to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// `scheme://authority` of a URL: credentials go to that origin only.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    format!("{scheme}://{authority}")
 }
 
 /// Go's wording for the common connect errors (what docker users see).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use super::{RegistryError, RegistryResult};
+use super::{Credentials, RegistryError, RegistryResult};
 
 /// The CA bundle of Debian-like systems (ca-certificates).
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -35,6 +35,7 @@ const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct RegistryConfig {
     insecure: Vec<String>,
     certs_dir: Option<PathBuf>,
+    credentials: Option<Credentials>,
 }
 
 impl RegistryConfig {
@@ -56,6 +57,18 @@ impl RegistryConfig {
     pub fn certs_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.certs_dir = Some(dir.into());
         self
+    }
+
+    /// Send `credentials` to the registry (Basic auth, or to its token
+    /// endpoint): what `docker pull` passes after a `docker login`.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The credentials to send, if any.
+    pub(super) fn credentials_for(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
     }
 
     /// The extra CA certificates configured for `domain` (none when

@@ -7,6 +7,7 @@
 //! client and server, with rustls (ring provider) and the system's CA
 //! bundle: no second HTTP stack for the workspace.
 
+mod auth;
 mod client;
 mod config;
 mod remote_ref;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use super::error::ImageError;
 
+pub use auth::{login, login_domain, Credentials};
 pub(crate) use client::{content_type, next_frame, read_small, Registry};
 pub use config::RegistryConfig;
 pub use remote_ref::{RemoteRef, DOCKER_HUB};
@@ -57,6 +59,20 @@ pub enum RegistryError {
         url: String,
         /// What failed.
         reason: String,
+    },
+    /// The registry wants credentials and we have none.
+    #[error("Get \"{url}\": no basic auth credentials")]
+    NoCredentials {
+        /// The URL requested.
+        url: String,
+    },
+    /// The registry refused the credentials.
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginFailed {
+        /// The URL the credentials went to.
+        url: String,
+        /// The status, as `401 Unauthorized`.
+        status: String,
     },
     /// The tag or digest is not in the repository.
     #[error("manifest for {reference} not found: manifest unknown: manifest unknown")]
