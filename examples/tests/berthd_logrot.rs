@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,46 +35,6 @@ fn log_files(log: &Path) -> Vec<(String, u64)> {
         .collect();
     out.sort();
     out
-}
-
-/// Stops berthd (if it runs) and starts it again on the same socket and state with
-/// `extra` flags; returns what it printed first (or its error).
-fn restart_with(d: &mut Daemon, extra: &[&str]) -> (bool, String) {
-    if let Some(mut child) = d.child.take() {
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        child.wait().unwrap();
-    }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-        .arg("--host")
-        .arg(&d.host)
-        .arg("--root")
-        .arg(d.root())
-        .arg("--exec-root")
-        .arg(d.dir.path().join("run"))
-        .args(["--network-host-netns", "none"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    if line.starts_with("listening on") {
-        d.child = Some(child);
-        return (true, line);
-    }
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    child.wait().unwrap();
-    (false, err)
 }
 
 fn numbered(out: &str, prefix: &str) -> Vec<u32> {
@@ -218,17 +178,17 @@ fn logs_follow_keeps_following_across_rotations() {
 #[test]
 fn daemon_log_opts_are_defaults_a_container_can_override() {
     let Some(mut d) = start() else { return };
-    let (up, err) = restart_with(&mut d, &["--log-opt", "max-size=lots"]);
-    assert!(!up, "berthd took a bad --log-opt");
+    d.stop(nix::sys::signal::Signal::SIGTERM);
+    let err = d
+        .launch(&["--log-opt", "max-size=lots"])
+        .expect_err("berthd took a bad --log-opt");
     assert!(
         err.contains("--log-opt") && err.contains("max-size"),
         "{err}"
     );
-    let (up, said) = restart_with(
-        &mut d,
-        &["--log-opt", "max-size=1k", "--log-opt", "max-file=2"],
-    );
-    assert!(up, "berthd: {said}");
+    if let Err(e) = d.launch(&["--log-opt", "max-size=1k", "--log-opt", "max-file=2"]) {
+        panic!("berthd: {e}");
+    }
     let config = |name: &str| -> serde_json::Value {
         let out = d.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", name]);
         serde_json::from_str(&out).unwrap()

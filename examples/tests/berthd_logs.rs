@@ -60,32 +60,10 @@ fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
 /// Stops berthd with SIGTERM (its containers have exited) and starts it
 /// again on the same socket, root and exec root.
 fn restart_daemon(d: &mut Daemon) {
-    let mut child = d.child.take().expect("berthd runs");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "berthd did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
+    d.stop(nix::sys::signal::Signal::SIGTERM);
+    if let Err(e) = d.launch(&[]) {
+        panic!("berthd did not start again: {e}");
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-        .arg("--host")
-        .arg(&d.host)
-        .arg("--root")
-        .arg(d.root())
-        .arg("--exec-root")
-        .arg(d.dir.path().join("run"))
-        .args(["--network-host-netns", "none"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    d.child = Some(child);
-    assert!(line.starts_with("listening on"), "berthd said {line:?}");
 }
 
 #[test]

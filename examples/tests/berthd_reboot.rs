@@ -13,9 +13,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -36,36 +34,13 @@ impl Env {
     }
 
     fn stop_daemon(&mut self) {
-        let d = self.d.as_mut().expect("daemon");
-        let mut child = d.child.take().expect("berthd runs");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "berthd did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.d.as_mut().expect("daemon").stop(Signal::SIGTERM);
     }
 
     fn start_daemon(&mut self) {
-        let d = self.d.as_mut().expect("daemon");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-            .arg("--host")
-            .arg(&d.host)
-            .arg("--root")
-            .arg(d.root())
-            .arg("--exec-root")
-            .arg(d.dir.path().join("run"))
-            .args(["--network-host-netns", "none"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        d.child = Some(child);
-        assert!(line.starts_with("listening on"), "berthd said {line:?}");
+        if let Err(e) = self.d.as_mut().expect("daemon").launch(&[]) {
+            panic!("berthd did not start again: {e}");
+        }
     }
 
     /// Pids of the shims of this test's root.

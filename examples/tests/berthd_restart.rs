@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,38 +38,15 @@ impl Env {
 
     /// Stops berthd with `sig` (the containers stay).
     fn stop_daemon(&mut self, sig: Signal) {
-        let d = self.d.as_mut().expect("daemon");
-        let mut child = d.child.take().expect("berthd runs");
-        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "berthd did not exit on {sig}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.d.as_mut().expect("daemon").stop(sig);
     }
 
     /// Starts berthd again on the same socket, root and exec root.
     fn start_daemon(&mut self, extra: &[&str]) {
         let d = self.d.as_mut().expect("daemon");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-            .arg("--host")
-            .arg(&d.host)
-            .arg("--root")
-            .arg(d.root())
-            .arg("--exec-root")
-            .arg(d.dir.path().join("run"))
-            .args(["--network-host-netns", "none"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        d.child = Some(child);
-        assert!(line.starts_with("listening on"), "berthd said {line:?}");
+        if let Err(e) = d.launch(extra) {
+            panic!("berthd did not start again: {e}");
+        }
     }
 
     /// Pids of processes whose command line names this test's directory

@@ -38,35 +38,72 @@ pub fn start() -> Option<Daemon> {
     let dir = tempfile::Builder::new().prefix("berthd").tempdir().unwrap();
     let sock = dir.path().join("s.sock");
     let host = format!("unix://{}", sock.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-        .arg("--host")
-        .arg(&host)
-        .arg("--root")
-        .arg(dir.path().join("root"))
-        .arg("--exec-root")
-        .arg(dir.path().join("run"))
-        // Never the real host's network: tests that need one use netns.rs.
-        .args(["--network-host-netns", "none"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on"), "berthd said {line:?}");
-    let d = Daemon {
+    let mut d = Daemon {
         dir,
-        child: Some(child),
+        child: None,
         host,
     };
+    if let Err(e) = d.launch(&[]) {
+        panic!("berthd did not start: {e}");
+    }
     let archive = d.dir.path().join("busybox.tar");
     examples::images::write_busybox_image_archive(std::fs::File::create(&archive).unwrap())
         .unwrap();
     let out = d.docker(&["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(out.code, 0, "docker load: {}", out.stderr);
     Some(d)
+}
+
+impl Daemon {
+    /// Starts berthd (the built binary) on this daemon's socket, root and
+    /// exec root with `extra` flags, never on the real host's network
+    /// (tests that need one use netns.rs). Returns the line it printed
+    /// once listening, or what it said on stderr when it refused to start.
+    pub fn launch(&mut self, extra: &[&str]) -> Result<String, String> {
+        assert!(self.child.is_none(), "berthd runs already");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--host")
+            .arg(&self.host)
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--exec-root")
+            .arg(self.dir.path().join("run"))
+            .args(["--network-host-netns", "none"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        if !line.starts_with("listening on") {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            let _ = child.wait();
+            return Err(format!("berthd said {line:?}, then {err:?}"));
+        }
+        // berthd logs to stderr: drain it so that it never blocks on a
+        // full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        self.child = Some(child);
+        Ok(line)
+    }
+
+    /// Stops berthd with `sig` and waits for it to exit (with SIGTERM or
+    /// SIGKILL its containers stay, under their shims).
+    pub fn stop(&mut self, sig: nix::sys::signal::Signal) {
+        let mut child = self.child.take().expect("berthd runs");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "berthd did not exit on {sig}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Runs the docker CLI against `host` with its config in `config`, feeding
