@@ -618,8 +618,9 @@ fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
 /// naming `/token`, which hands out the token; its layer sent slowly in
 /// 8 pieces), `multi` (an OCI index
 /// listing arm64 and amd64), `zstd` (a zstd layer type), `gone` (an
-/// unknown repository: NAME_UNKNOWN) and `two` (a second, gzip layer on
-/// top, with a whiteout). Returns its
+/// unknown repository: NAME_UNKNOWN), `two` (a second, gzip layer on
+/// top, with a whiteout) and `private` (its token realm wants the
+/// Basic credentials berth:s3cret; `/v2/` answers a login the same way). Returns its
 /// port and the index's digest; the thread ends with the test process.
 fn fake_registry() -> (u16, String) {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -680,9 +681,17 @@ fn fake_registry() -> (u16, String) {
     let mut cut = ok(BLOB, layer[..layer.len() / 2].to_vec());
     cut.length = layer.len();
     routes.insert(("cut", layer_path.clone()), cut);
-    for repo in ["auth", "multi"] {
+    for repo in ["auth", "multi", "private"] {
         routes.insert((repo, layer_path.clone()), ok(BLOB, layer.clone()));
     }
+    routes.insert(
+        ("private", format!("/blobs/{}", sha256_of(&config))),
+        ok(BLOB, config.clone()),
+    );
+    routes.insert(
+        ("private", "/manifests/latest".into()),
+        ok(OCI_MANIFEST, manifest.clone()),
+    );
     routes.insert(
         ("multi", "/manifests/latest".into()),
         ok("application/vnd.oci.image.index.v1+json", index.clone()),
@@ -731,6 +740,14 @@ fn fake_registry() -> (u16, String) {
     let challenge = format!(
         "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:auth:pull\"\r\n"
     );
+    let private_token = ok("application/json", br#"{"token":"pr1v4te"}"#.to_vec());
+    let private_challenge = |scope: &str| {
+        format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\"{scope}\r\n")
+    };
+    let (login_challenge, pull_challenge) = (
+        private_challenge(""),
+        private_challenge(",scope=\"repository:private:pull\""),
+    );
 
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -742,9 +759,13 @@ fn fake_registry() -> (u16, String) {
             }
             let req = String::from_utf8_lossy(&req);
             let path = req.split(' ').nth(1).unwrap_or("");
-            let authorized = req
-                .lines()
-                .any(|l| l.eq_ignore_ascii_case("authorization: bearer t0k3n"));
+            let has = |header: &str| req.lines().any(|l| l.eq_ignore_ascii_case(header));
+            let authorized = has("authorization: bearer t0k3n");
+            let private_ok = has("authorization: bearer pr1v4te");
+            // berth:s3cret
+            let good_login = has("authorization: basic YmVydGg6czNjcmV0");
+            let private_token_asked = path.starts_with("/token?")
+                && (path.contains("scope=repository%3Aprivate%3Apull") || !path.contains("scope="));
             let (repo, rest) = path
                 .strip_prefix("/v2/")
                 .and_then(|p| p.split_once('/'))
@@ -770,6 +791,14 @@ fn fake_registry() -> (u16, String) {
             let reply =
                 if path.starts_with("/token?") && path.contains("scope=repository%3Aauth%3Apull") {
                     token.clone()
+                } else if private_token_asked && good_login {
+                    private_token.clone()
+                } else if private_token_asked {
+                    unauthorized.clone()
+                } else if path == "/v2/" && private_ok {
+                    ok("application/json", b"{}".to_vec())
+                } else if (path == "/v2/" || repo == "private") && !private_ok {
+                    unauthorized.clone()
                 } else if repo == "auth" && !authorized {
                     unauthorized
                 } else {
@@ -782,10 +811,12 @@ fn fake_registry() -> (u16, String) {
                             not_found
                         })
                 };
-            let extra = if reply.status.starts_with("401") {
-                challenge.as_str()
-            } else {
-                ""
+            let extra = match (reply.status.starts_with("401"), repo) {
+                (false, _) => "",
+                _ if path.starts_with("/token?") => "",
+                _ if path == "/v2/" => login_challenge.as_str(),
+                (true, "private") => pull_challenge.as_str(),
+                (true, _) => challenge.as_str(),
             };
             let head = format!(
                 "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
@@ -805,6 +836,44 @@ fn fake_registry() -> (u16, String) {
         }
     });
     (port, index_digest)
+}
+
+/// `docker login` to a registry whose challenge names a token realm: the
+/// credentials go there (Basic), for a login (no scope) and for pulls.
+#[test]
+fn login_and_pull_through_a_token_realm() {
+    let Some(d) = start() else { return };
+    let host = format!("127.0.0.1:{}", fake_registry().0);
+    let image = format!("{host}/private");
+    let out = d.docker(&["pull", &image]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("pull access denied for") && out.stderr.contains("docker login"),
+        "{}",
+        out.stderr
+    );
+    let login = |password: &str| {
+        d.docker_with_stdin(
+            &["login", &host, "-u", "berth", "--password-stdin"],
+            Some(format!("{password}\n").as_bytes()),
+        )
+    };
+    let out = login("nope");
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("failed with status: 401 Unauthorized"),
+        "{}",
+        out.stderr
+    );
+    let out = login("s3cret");
+    assert_eq!(out.code, 0, "docker login: {}", out.stderr);
+    let out = d.docker(&["run", "--rm", &image, "/bin/echo", "private"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "private\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

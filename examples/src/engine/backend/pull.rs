@@ -48,6 +48,15 @@ pub(crate) fn progress_message(p: &PullProgress) -> PullMessage {
     }
 }
 
+/// A login's error: a refusal is a 401, as dockerd answers. (Only here: a
+/// 401 to a pull would have the docker CLI prompt for a login.)
+pub(crate) fn login_err(e: RegistryError) -> Error {
+    match e {
+        e @ RegistryError::LoginFailed { .. } => Error::new(ErrorKind::Unauthorized, e.to_string()),
+        e => registry_err(e),
+    }
+}
+
 /// A registry error as the Docker API error docker's CLI prints.
 pub(crate) fn registry_err(e: RegistryError) -> Error {
     match e {
@@ -55,7 +64,6 @@ pub(crate) fn registry_err(e: RegistryError) -> Error {
             Error::not_found(e.to_string())
         }
         e @ RegistryError::InvalidReference { .. } => Error::bad_request(e.to_string()),
-        e @ RegistryError::LoginFailed { .. } => Error::new(ErrorKind::Unauthorized, e.to_string()),
         RegistryError::Store(e) => image_err(e),
         e => Error::internal(e.to_string()),
     }
@@ -137,7 +145,7 @@ impl LocalBackend {
             &self.registry_config(),
         )
         .await
-        .map_err(registry_err)?;
+        .map_err(login_err)?;
         tracing::info!(server, "registry login succeeded");
         Ok("Login Succeeded".into())
     }
@@ -232,10 +240,12 @@ mod tests {
         assert!(unknown.to_string().contains("manifest unknown"));
         let bad = registry_err("Bad".parse::<RemoteRef>().unwrap_err());
         assert_eq!(bad.http_status(), 400);
-        let refused = registry_err(RegistryError::LoginFailed {
+        let refused = || RegistryError::LoginFailed {
             url: "http://127.0.0.1:1/v2/".into(),
             status: "401 Unauthorized".into(),
-        });
-        assert_eq!(refused.http_status(), 401);
+        };
+        assert_eq!(login_err(refused()).http_status(), 401);
+        // Not a 401 on a pull: the CLI would prompt for a login.
+        assert_eq!(registry_err(refused()).http_status(), 500);
     }
 }

@@ -379,11 +379,11 @@ impl Registry {
         let realm = params
             .get("realm")
             .ok_or_else(|| RegistryError::Unsupported("Bearer challenge without realm".into()))?;
-        let scope = params
-            .get("scope")
-            .cloned()
-            .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-        let mut query = vec![("scope", scope)];
+        // A login (no repository) asks for a token without a scope.
+        let scope = params.get("scope").cloned().or_else(|| {
+            (!self.repository.is_empty()).then(|| format!("repository:{}:pull", self.repository))
+        });
+        let mut query: Vec<(&str, String)> = scope.map(|s| ("scope", s)).into_iter().collect();
         if let Some(service) = params.get("service") {
             query.push(("service", service.clone()));
         }
@@ -403,6 +403,17 @@ impl Registry {
                     url,
                     status: status_text(response.status()),
                 })
+            }
+            // Anonymous and refused: a private repository.
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !self.repository.is_empty() => {
+                let message = match self.error(&url, response).await {
+                    RegistryError::Status { message, .. } => message,
+                    other => other.to_string(),
+                };
+                return Err(RegistryError::Denied {
+                    repository: self.familiar.clone(),
+                    message,
+                });
             }
             _ => return Err(self.error(&url, response).await),
         }
