@@ -13,7 +13,7 @@
 
 use std::ffi::CStr;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -245,30 +245,98 @@ fn send_master(socket: RawFd, pty: &Pty) -> Result<(), ConsoleError> {
         .map_err(|e| setup_err("send the master to the console socket")(e.into()))
 }
 
+/// A pty master received over a console socket.
+#[derive(Debug)]
+pub struct ReceivedMaster {
+    /// The master side of the container's pty.
+    pub master: OwnedFd,
+    /// The slave's name inside the container (`/dev/pts/0`).
+    pub slave_name: String,
+}
+
+/// Receives one console-socket message (runc's: the slave's name as data,
+/// the master as the only fd), what the caller of a `process.terminal`
+/// create or exec waits for. `Ok(None)` if the peer closed the socket
+/// without sending a master (the container failed before). Surplus fds
+/// are closed. On a non-blocking socket, an empty one gives `WouldBlock`.
+///
+/// ```no_run
+/// # fn demo(ours: std::os::unix::net::UnixStream) -> std::io::Result<()> {
+/// use std::os::fd::AsFd;
+/// // `theirs` went to the container: Console::from_stream(theirs).
+/// if let Some(got) = libcontainer::console::recv_master(ours.as_fd())? {
+///     println!("the container's terminal is {}", got.slave_name);
+/// }
+/// # Ok(()) }
+/// ```
+pub fn recv_master(sock: BorrowedFd<'_>) -> io::Result<Option<ReceivedMaster>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut name = [0u8; 256];
+    let mut iov = [io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let n = msg.bytes;
+    // Every fd received is owned at once, so that surplus ones are closed.
+    let mut fds: std::collections::VecDeque<OwnedFd> = msg
+        .cmsgs()?
+        .filter_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => Some(fds),
+            _ => None,
+        })
+        .flatten()
+        // SAFETY: SCM_RIGHTS installed these fds in our table; we own them.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    let Some(master) = fds.pop_front() else {
+        return Ok(None);
+    };
+    Ok(Some(ReceivedMaster {
+        master,
+        slave_name: String::from_utf8_lossy(&name[..n]).into_owned(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::os::fd::AsFd;
 
     fn recv(sock: &UnixStream) -> (std::fs::File, String) {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        let mut name = [0u8; 64];
-        let mut iov = [io::IoSliceMut::new(&mut name)];
-        let mut space = nix::cmsg_space!(RawFd);
-        let msg = recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
+        let got = recv_master(sock.as_fd()).unwrap().expect("a master");
+        (got.master.into(), got.slave_name)
+    }
+
+    #[test]
+    fn no_master_when_the_peer_closes_and_surplus_fds_are_closed() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        drop(theirs);
+        assert!(recv_master(ours.as_fd()).unwrap().is_none());
+
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let a = std::fs::File::open("/dev/null").unwrap();
+        let b = std::fs::File::open("/dev/null").unwrap();
+        let fds = [a.as_raw_fd(), b.as_raw_fd()];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        let iov = [IoSlice::new(b"/dev/pts/7")];
+        nix::sys::socket::sendmsg::<()>(
+            theirs.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
         )
         .unwrap();
-        let Some(ControlMessageOwned::ScmRights(fds)) = msg.cmsgs().unwrap().next() else {
-            panic!("no fd");
-        };
-        let n = msg.bytes;
-        // SAFETY: the received fd is ours.
-        let f = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-        (f, String::from_utf8_lossy(&name[..n]).into_owned())
+        let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let before = open();
+        let got = recv_master(ours.as_fd()).unwrap().expect("a master");
+        assert_eq!(got.slave_name, "/dev/pts/7");
+        assert_eq!(open(), before + 1, "the second fd was closed");
     }
 
     #[test]

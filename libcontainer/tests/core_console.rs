@@ -5,7 +5,6 @@
 mod core_common;
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -17,25 +16,9 @@ use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNames
 
 /// One console-socket message: the name and the fd, if any (None at EOF).
 fn recv_master(sock: &UnixStream) -> Option<(std::fs::File, String)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut name = [0u8; 64];
-    let mut iov = [std::io::IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!(RawFd);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .unwrap();
-    let n = msg.bytes;
-    let fd = msg.cmsgs().unwrap().find_map(|c| match c {
-        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-        _ => None,
-    })?;
-    // SAFETY: the fd just received is ours.
-    let f = unsafe { std::fs::File::from_raw_fd(fd) };
-    Some((f, String::from_utf8_lossy(&name[..n]).into_owned()))
+    use std::os::fd::AsFd;
+    let got = libcontainer::console::recv_master(sock.as_fd()).unwrap()?;
+    Some((got.master.into(), got.slave_name))
 }
 
 /// Everything until the slave side is gone (EIO).

@@ -403,31 +403,12 @@ fn spawn_stdin_writer(
 async fn recv_master(
     sock: std::os::unix::net::UnixStream,
 ) -> std::io::Result<Option<std::fs::File>> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::fd::AsFd;
     sock.set_nonblocking(true)?;
     let sock = tokio::net::UnixStream::from_std(sock)?;
     let recv = || {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        let mut name = [0u8; 256];
-        let mut iov = [std::io::IoSliceMut::new(&mut name)];
-        let mut cmsg = nix::cmsg_space!(RawFd);
-        let msg = recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )?;
-        let mut fds = msg
-            .cmsgs()?
-            .filter_map(|c| match c {
-                ControlMessageOwned::ScmRights(fds) => Some(fds),
-                _ => None,
-            })
-            .flatten()
-            // SAFETY: SCM_RIGHTS installed these fds in our table; we own
-            // them (surplus ones close when dropped).
-            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-        Ok(fds.next().map(std::fs::File::from))
+        let got = libcontainer::console::recv_master(sock.as_fd())?;
+        Ok(got.map(|m| std::fs::File::from(m.master)))
     };
     loop {
         sock.readable().await?;

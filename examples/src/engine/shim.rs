@@ -292,35 +292,14 @@ fn open_peer(master: &OwnedFd) -> std::io::Result<OwnedFd> {
 /// The pty master from the console socket (the slave's name as data, the
 /// master as the one fd).
 fn recv_master(sock: &UnixStream) -> std::io::Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let mut name = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut name)];
-    let mut cmsg = nix::cmsg_space!(RawFd);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            let mut fds = fds.into_iter();
-            if let Some(fd) = fds.next() {
-                for extra in fds {
-                    // SAFETY: SCM_RIGHTS installed these in our table; we
-                    // own them and close the surplus.
-                    drop(unsafe { OwnedFd::from_raw_fd(extra) });
-                }
-                // SAFETY: as above; this one is the master we keep.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
+    use std::os::fd::AsFd;
+    match libcontainer::console::recv_master(sock.as_fd())? {
+        Some(got) => Ok(got.master),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no pty master on the console socket",
+        )),
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        "no pty master on the console socket",
-    ))
 }
 
 /// Runs the shim; returns the process exit code (the container's, or 127

@@ -9,8 +9,8 @@
 //! its end of input becomes the pty's EOF character.
 
 use std::fs::File;
-use std::io::{self, IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use libcontainer::console::Console;
@@ -70,33 +70,13 @@ impl MasterReceiver {
     /// The master the container sent during create/spawn (already queued
     /// on the socket by then).
     pub fn recv(self) -> Result<OwnedFd, TtyError> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        let mut name = [0u8; 128];
-        let mut iov = [IoSliceMut::new(&mut name)];
-        let mut space = nix::cmsg_space!(RawFd);
-        let msg = recvmsg::<()>(
-            self.ours.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(sys("receive the terminal master"))?;
-        let mut fds = msg
-            .cmsgs()
-            .map_err(sys("receive the terminal master"))?
-            .filter_map(|c| match c {
-                ControlMessageOwned::ScmRights(fds) => Some(fds),
-                _ => None,
-            })
-            .flatten();
-        let fd = fds.next().ok_or(TtyError::NoMaster)?;
-        // SAFETY: SCM_RIGHTS handed us a new fd nobody else owns.
-        let master = unsafe { OwnedFd::from_raw_fd(fd) };
-        for extra in fds {
-            // SAFETY: as above; stray fds are closed, not leaked.
-            drop(unsafe { OwnedFd::from_raw_fd(extra) });
-        }
-        Ok(master)
+        libcontainer::console::recv_master(self.ours.as_fd())
+            .map_err(|source| TtyError::Sys {
+                what: "receive the terminal master",
+                source,
+            })?
+            .map(|got| got.master)
+            .ok_or(TtyError::NoMaster)
     }
 }
 
