@@ -1161,3 +1161,84 @@ fn two_layers_stack_in_order() {
     let layers = d.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]);
     assert_eq!(layers.trim(), "2");
 }
+
+/// libswarm's adapters carry pulls and logins: a RemoteClient (libchan)
+/// to a remote server whose backend is a DockerClient of berthd, as a
+/// multi-host setup would chain them. The progress lines and Docker's
+/// errors come through, and so do the credentials.
+#[test]
+fn login_and_pull_progress_through_libswarm_adapters() {
+    use futures::StreamExt;
+    use libswarm::dockerserver::ListenAddr;
+    use libswarm::{Backend, RegistryAuth};
+    let Some(d) = start() else { return };
+    let Some(registry) = LocalRegistry::start_with_auth("berth", "s3cret-pw") else {
+        return;
+    };
+    let host = registry.host();
+    registry.push_busybox("busybox:latest");
+    let image = format!("{host}/busybox");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = libswarm::dockerclient::DockerClient::connect(ListenAddr::Unix(
+            d.dir.path().join("s.sock"),
+        ))
+        .await
+        .unwrap();
+        let relay_addr = ListenAddr::Unix(d.dir.path().join("relay.sock"));
+        let relay = libswarm::remote::serve(Arc::new(docker), &relay_addr)
+            .await
+            .unwrap();
+        let chain = libswarm::remote::RemoteClient::connect(&relay_addr)
+            .await
+            .unwrap();
+        let auth = |password: &str| RegistryAuth {
+            username: "berth".into(),
+            password: password.into(),
+            server_address: host.clone(),
+        };
+
+        let e = chain.registry_login(auth("wrong")).await.unwrap_err();
+        assert!(e.message.contains("401 Unauthorized"), "{e}");
+        assert_eq!(
+            chain.registry_login(auth("s3cret-pw")).await.unwrap(),
+            "Login Succeeded"
+        );
+
+        // Without credentials the registry refuses; the error comes
+        // through the chain.
+        let refused = match chain.image_pull_progress(&image, None).await {
+            Err(e) => e,
+            Ok(s) => s
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .find_map(Result::err)
+                .expect("an error"),
+        };
+        assert!(
+            refused.message.contains("no basic auth credentials"),
+            "{refused}"
+        );
+
+        let lines: Vec<_> = chain
+            .image_pull_progress(&image, Some(auth("s3cret-pw")))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        let statuses: Vec<String> = lines.into_iter().map(|m| m.unwrap().status).collect();
+        assert!(
+            statuses.iter().any(|s| s == "Pull complete"),
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.last().unwrap(),
+            &format!("Status: Downloaded newer image for {image}:latest")
+        );
+        drop(chain);
+        relay.shutdown().await;
+    });
+    let images = d.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(images.contains(&image), "{images}");
+}

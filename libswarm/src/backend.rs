@@ -120,24 +120,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Makes `reference` available locally (pull); NotFound if it cannot.
     async fn image_pull(&self, reference: &str) -> Result<()>;
     /// [`image_pull`](Self::image_pull) as Docker's progress lines while it
-    /// runs (what `docker pull` shows). An error before the first line is
-    /// the request's error; a later one ends the stream. The default pulls
-    /// first and then says only that the image is there.
-    async fn image_pull_progress(&self, reference: &str) -> Result<BoxStream<Result<PullMessage>>> {
-        self.image_pull(reference).await?;
-        let done = PullMessage::status(format!("Status: Image is up to date for {reference}"));
-        Ok(Box::pin(futures::stream::iter([Ok(done)])))
-    }
-    /// [`image_pull_progress`](Self::image_pull_progress) with the
-    /// credentials `docker pull` sent (`X-Registry-Auth`). The default
-    /// ignores them.
-    async fn image_pull_progress_auth(
+    /// runs (what `docker pull` shows), with the credentials the client
+    /// sent (`X-Registry-Auth`), if any. An error before the first line is
+    /// the request's error; a later one ends the stream. The default
+    /// ignores the credentials, pulls first and then says only that the
+    /// image is there.
+    async fn image_pull_progress(
         &self,
         reference: &str,
         auth: Option<RegistryAuth>,
     ) -> Result<BoxStream<Result<PullMessage>>> {
         let _ = auth;
-        self.image_pull_progress(reference).await
+        self.image_pull(reference).await?;
+        let done = PullMessage::status(format!("Status: Image is up to date for {reference}"));
+        Ok(Box::pin(futures::stream::iter([Ok(done)])))
     }
     /// Checks credentials against their registry (`docker login`);
     /// returns the status to show, e.g. "Login Succeeded".

@@ -214,15 +214,12 @@ impl Backend for DebugBackend {
     async fn image_pull(&self, reference: &str) -> Result<()> {
         pass!(self, image_pull(reference))
     }
-    async fn image_pull_progress(&self, reference: &str) -> Result<BoxStream<Result<PullMessage>>> {
-        pass!(self, image_pull_progress(reference))
-    }
-    async fn image_pull_progress_auth(
+    async fn image_pull_progress(
         &self,
         reference: &str,
         auth: Option<RegistryAuth>,
     ) -> Result<BoxStream<Result<PullMessage>>> {
-        pass!(self, image_pull_progress_auth(reference, auth))
+        pass!(self, image_pull_progress(reference, auth))
     }
     async fn registry_login(&self, auth: RegistryAuth) -> Result<String> {
         pass!(self, registry_login(auth))

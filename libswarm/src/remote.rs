@@ -48,8 +48,8 @@ use crate::models::{
 use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
     ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, ImageImportOptions,
-    ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk, StreamKind,
-    VolumeListOptions, WaitCondition, WaitHandle,
+    ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions, OutputChunk,
+    PullMessage, RegistryAuth, StreamKind, VolumeListOptions, WaitCondition, WaitHandle,
 };
 use crate::{Backend, Error, Result};
 
@@ -444,6 +444,15 @@ async fn call(
         "image_pull" => {
             let (n,) = args!(String);
             to_json(&b.image_pull(&n).await?)
+        }
+        "image_pull_progress" => {
+            let (n, auth) = args!(String, Option<RegistryAuth>);
+            forward(b.image_pull_progress(&n, auth).await?, stream, json_item);
+            to_json(&())
+        }
+        "registry_login" => {
+            let (auth,) = args!(RegistryAuth);
+            to_json(&b.registry_login(auth).await?)
         }
         "image_load" => to_json(&b.image_load(input_stream(input)).await?),
         "image_import" => {
@@ -849,6 +858,19 @@ impl Backend for RemoteClient {
     }
     async fn image_pull(&self, reference: &str) -> Result<()> {
         self.call("image_pull", (reference,)).await
+    }
+    async fn image_pull_progress(
+        &self,
+        reference: &str,
+        auth: Option<RegistryAuth>,
+    ) -> Result<BoxStream<Result<PullMessage>>> {
+        let (_, rx) = self
+            .call_stream("image_pull_progress", (reference, auth), None)
+            .await?;
+        Ok(items(rx))
+    }
+    async fn registry_login(&self, auth: RegistryAuth) -> Result<String> {
+        self.call("registry_login", (auth,)).await
     }
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {
         let r = self

@@ -922,13 +922,6 @@ impl Backend for LocalBackend {
     async fn image_pull_progress(
         &self,
         reference: &str,
-    ) -> Result<BoxStream<Result<libswarm::PullMessage>>> {
-        Ok(self.pull_stream(reference))
-    }
-
-    async fn image_pull_progress_auth(
-        &self,
-        reference: &str,
         auth: Option<libswarm::RegistryAuth>,
     ) -> Result<BoxStream<Result<libswarm::PullMessage>>> {
         Ok(self.pull_stream_auth(reference, auth))

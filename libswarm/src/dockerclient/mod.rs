@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod registry;
 pub(crate) mod transport;
 
 use async_trait::async_trait;
@@ -42,7 +43,7 @@ use crate::types::{
     AttachOptions, AttachSession, BoxStream, ByteStream, ContainerCreateBody, ContainerListOptions,
     ContainerRemoveOptions, ContainerStats, EventsOptions, ExecStartOptions, Filters,
     ImageImportOptions, ImageListOptions, ImageRemoveOptions, LogsOptions, NetworkListOptions,
-    OutputChunk, VolumeListOptions, WaitCondition, WaitHandle,
+    OutputChunk, PullMessage, RegistryAuth, VolumeListOptions, WaitCondition, WaitHandle,
 };
 use crate::{Backend, Error, ErrorKind, Result, API_VERSION};
 use transport::{body_chunks, full_body, json_lines, stream_body, ReqBody, Transport};
@@ -580,6 +581,18 @@ impl Backend for DockerClient {
         progress_errors(json_lines::<serde_json::Value>(body_chunks(resp)))
             .await
             .map(|_| ())
+    }
+
+    async fn image_pull_progress(
+        &self,
+        reference: &str,
+        auth: Option<RegistryAuth>,
+    ) -> Result<BoxStream<Result<PullMessage>>> {
+        self.pull_progress(reference, auth).await
+    }
+
+    async fn registry_login(&self, auth: RegistryAuth) -> Result<String> {
+        self.login(auth).await
     }
 
     async fn image_load(&self, tarball: ByteStream) -> Result<Vec<String>> {

@@ -576,7 +576,7 @@ async fn images_create(
         None => image.to_string(),
     };
     let auth = registry_auth_header(&req)?;
-    let mut progress = b.image_pull_progress_auth(&reference, auth).await?;
+    let mut progress = b.image_pull_progress(&reference, auth).await?;
     // Like dockerd: a pull that fails before its first line (an unknown
     // manifest, an unreachable registry) is the request's error status;
     // a later failure is an error line in the stream.
