@@ -4,119 +4,13 @@
 //! code. Driven through the real docker CLI.
 
 mod common;
+mod terminal;
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{containers_left, Daemon, DOCKER};
-
-const SCRIPT: &str = "/usr/bin/script";
-
-/// The docker CLI under script(1), so it has a terminal; output collected
-/// as it comes; killed on drop.
-struct Terminal {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Terminal {
-    fn spawn(d: &Daemon, cmd: &str) -> Self {
-        let mut child = Command::new(SCRIPT)
-            .args(["-qefc", cmd, "/dev/null"])
-            .env("DOCKER_HOST", &d.host)
-            .env("DOCKER_CONFIG", d.dir.path().join("config"))
-            .env("DOCKER_CLI_HINTS", "false")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Self { child, out }
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in {:?}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    fn type_in(&mut self, s: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(s.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-    fn finish(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(Instant::now() < deadline, "script: {:?}", self.text());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The pid of the docker CLI whose arguments include `marker`.
-fn docker_pid(marker: &str) -> Option<i32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        (args.first()? == &DOCKER.as_bytes() && args.iter().any(|a| a == &marker.as_bytes()))
-            .then_some(pid)
-    })
-}
-
-/// Resize the terminal `pid` has on stdin, as a terminal window would.
-fn resize_terminal_of(pid: i32, rows: u16, cols: u16) {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/proc/{pid}/fd/0"))
-        .unwrap();
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a valid winsize; the kernel signals SIGWINCH.
-    assert_eq!(
-        unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
-        0
-    );
-}
+use common::{containers_left, DOCKER};
+use terminal::{pid_of, resize_terminal_of, Script, SCRIPT};
 
 #[test]
 fn exec_t_gets_a_pty_of_the_containers_devpts() {
@@ -171,7 +65,13 @@ fn exec_it_under_a_terminal_echoes_resizes_and_exits() {
           while read y; do s=$(stty size); echo size $s; [ \"$s\" = \"33 101\" ] && exit 5; done'; \
          echo rc=$?"
     );
-    let mut t = Terminal::spawn(&d, &cmd);
+    let config = d.dir.path().join("config");
+    let env = [
+        ("DOCKER_HOST", d.host.as_ref()),
+        ("DOCKER_CONFIG", config.as_os_str()),
+        ("DOCKER_CLI_HINTS", "false".as_ref()),
+    ];
+    let mut t = Script::spawn(&cmd, &env);
     // The client's size is the pty's from the start (consoleSize).
     t.wait_for("/dev/pts/0\r\n20 70\r\n");
     t.type_in("hello\n");
@@ -180,7 +80,7 @@ fn exec_it_under_a_terminal_echoes_resizes_and_exits() {
     assert_eq!(t.text().matches("hello").count(), 2, "{:?}", t.text());
     // A window change of the client's terminal reaches the exec's pty (the
     // CLI's resize request is asynchronous: ask until it shows).
-    let pid = docker_pid(&format!("M={marker}")).expect("docker exec is running");
+    let pid = pid_of(DOCKER, &format!("M={marker}")).expect("docker exec is running");
     resize_terminal_of(pid, 33, 101);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !t.text().contains("size 33 101\r\n") {

@@ -4,17 +4,17 @@
 //! has a terminal (raw mode, restored after; SIGWINCH becomes the pty's
 //! size); with pipes it proxies without raw mode.
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+mod terminal;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libcontainer::fixtures::BusyboxBundle;
+use terminal::{pid_of, resize_terminal_of, Script, SCRIPT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
-const SCRIPT: &str = "/usr/bin/script";
 
 fn root_or_skip() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -109,104 +109,6 @@ fn wait_output(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// script(1) running `cmd` with a terminal; its output collected as it
-/// comes. Killed on drop.
-struct Script {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Script {
-    fn spawn(cmd: &str) -> Self {
-        let mut child = Command::new(SCRIPT)
-            .args(["-qefc", cmd, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Self { child, out }
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in {:?}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    fn finish(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(Instant::now() < deadline, "script: {:?}", self.text());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    fn type_in(&mut self, s: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(s.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The pid of the berth-runtime process whose command line has `id`.
-fn runtime_pid(id: &str) -> Option<i32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        (args.first()? == &BIN.as_bytes() && args.contains(&id.as_bytes())).then_some(pid)
-    })
-}
-
-/// Resize the terminal `pid` has on stdin, as a terminal window would.
-fn resize_terminal_of(pid: i32, rows: u16, cols: u16) {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/proc/{pid}/fd/0"))
-        .unwrap();
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a valid winsize; the kernel signals SIGWINCH.
-    assert_eq!(
-        unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
-        0
-    );
-}
-
 #[test]
 fn run_under_a_terminal_proxies_raw_resizes_and_restores_the_terminal() {
     if !root_or_skip() || !Path::new(SCRIPT).exists() {
@@ -234,7 +136,7 @@ fn run_under_a_terminal_proxies_raw_resizes_and_restores_the_terminal() {
         )),
         after.display()
     );
-    let mut s = Script::spawn(&cmd);
+    let mut s = Script::spawn(&cmd, &[]);
     // The container's own devpts, at the caller's size.
     s.wait_for("/dev/pts/0\r\n20 70\r\n");
     // Typed input reaches the process and is echoed once, by its pty (the
@@ -243,7 +145,7 @@ fn run_under_a_terminal_proxies_raw_resizes_and_restores_the_terminal() {
     s.wait_for("got hello\r\n");
     assert_eq!(s.text().matches("hello").count(), 2, "{:?}", s.text());
     // A window change of the caller's terminal reaches the pty.
-    let pid = runtime_pid(&env.id).expect("berth-runtime is running");
+    let pid = pid_of(BIN, &env.id).expect("berth-runtime is running");
     resize_terminal_of(pid, 33, 101);
     std::thread::sleep(Duration::from_millis(300));
     s.type_in("\n");
