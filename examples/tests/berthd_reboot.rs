@@ -45,21 +45,7 @@ impl Env {
 
     /// Pids of the shims of this test's root.
     fn shims(&self) -> Vec<i32> {
-        let me = std::process::id() as i32;
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| *pid != me)
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| {
-                        let c = String::from_utf8_lossy(&c);
-                        c.contains(&self.root) && c.contains("\0shim\0")
-                    })
-                    .unwrap_or(false)
-            })
-            .collect()
+        pids_with_cmdline(&[&self.root, "\0shim\0"])
     }
 }
 

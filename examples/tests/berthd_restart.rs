@@ -52,18 +52,7 @@ impl Env {
     /// Pids of processes whose command line names this test's directory
     /// (berthd and the shims).
     fn ours(&self) -> Vec<i32> {
-        let me = std::process::id() as i32;
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| *pid != me)
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).contains(&self.root))
-                    .unwrap_or(false)
-            })
-            .collect()
+        pids_with_cmdline(&[&self.root])
     }
 
     /// Removes everything and checks that no shim outlived it.

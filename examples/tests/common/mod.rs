@@ -106,6 +106,26 @@ impl Daemon {
     }
 }
 
+/// Pids of processes (other than this test) whose command line contains
+/// every one of `parts` (e.g. a test's root dir, and `"\0shim\0"`).
+pub fn pids_with_cmdline(parts: &[&str]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    parts.iter().all(|p| c.contains(p))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Runs the docker CLI against `host` with its config in `config`, feeding
 /// `stdin` when given; killed (and the test failed) after 30 s.
 pub fn run_docker(host: &str, config: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
